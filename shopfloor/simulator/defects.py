@@ -16,8 +16,16 @@ from shopfloor.simulator.fleet import PLANT_UTC_OFFSET_H
 
 # Rates are per file unless the name says otherwise.
 FILE_DEFECTS = (
-    "truncated", "empty_file", "resend_same_name", "resend_other_name", "garbage_line",
-    "wrong_column_count", "non_numeric", "sensor_dropout", "stuck_sensor", "spike",
+    "truncated",
+    "empty_file",
+    "resend_same_name",
+    "resend_other_name",
+    "garbage_line",
+    "wrong_column_count",
+    "non_numeric",
+    "sensor_dropout",
+    "stuck_sensor",
+    "spike",
     "latin1_encoding",
 )
 EPISODE_DEFECTS = ("missing_hour", "clock_drift", "offset_change", "firmware_new_column")
@@ -53,8 +61,9 @@ class DefectRates:
         if name == "realistic":
             return cls()
         if name == "stress":  # every class shows up even in a small fleet
-            return cls(**{f.name: (0.35 if f.name in EPISODE_DEFECTS else 0.04)
-                          for f in fields(cls)})
+            return cls(
+                **{f.name: (0.35 if f.name in EPISODE_DEFECTS else 0.06) for f in fields(cls)}
+            )
         raise ValueError(f"unknown defect profile {name!r}: use none, realistic or stress")
 
     def with_overrides(self, overrides: dict[str, float]) -> DefectRates:
@@ -115,8 +124,7 @@ class FilePlan:
 def plan_file(rates: DefectRates, seed: int, machine_index: int, hour_index: int) -> FilePlan:
     rng = np.random.default_rng([seed, machine_index, hour_index, 4])
     draws = rng.random(len(FILE_DEFECTS))
-    chosen = {name for name, u in zip(FILE_DEFECTS, draws, strict=True)
-              if u < getattr(rates, name)}
+    chosen = {name for name, u in zip(FILE_DEFECTS, draws, strict=True) if u < getattr(rates, name)}
     if "empty_file" in chosen:  # nothing else can be seen in an empty file
         chosen = {"empty_file"} | (chosen & {"resend_other_name", "resend_same_name"})
     return FilePlan(chosen, rng)

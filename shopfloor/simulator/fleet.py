@@ -20,8 +20,14 @@ PLANT = "Fábrica São Bernardo"
 TIMEZONE = "America/Sao_Paulo"
 
 TECHNICIANS = (
-    "Ana Souza", "Bruno Lima", "Carla Ferreira", "Diego Santos", "Eduarda Rocha",
-    "Felipe Almeida", "Gabriela Costa", "Henrique Oliveira",
+    "Ana Souza",
+    "Bruno Lima",
+    "Carla Ferreira",
+    "Diego Santos",
+    "Eduarda Rocha",
+    "Felipe Almeida",
+    "Gabriela Costa",
+    "Henrique Oliveira",
 )
 PREVENTIVE_NOTES = (
     "Preventiva programada; {tech} lubrificou guias e trocou filtros",
@@ -163,8 +169,9 @@ def simulate_machine(cfg: FleetConfig, index: int) -> Machine:
             segments.append((0, 3600, "RUN"))
             if rng.random() < 0.35:  # setup or short break inside the shift
                 b0 = int(rng.integers(0, 3000))
-                segments.append((b0, b0 + int(rng.integers(300, 1500)), str(rng.choice(
-                    ["SETUP", "IDLE"]))))
+                segments.append(
+                    (b0, b0 + int(rng.integers(300, 1500)), str(rng.choice(["SETUP", "IDLE"])))
+                )
         else:
             segments.append((0, 3600, "IDLE"))
 
@@ -173,8 +180,11 @@ def simulate_machine(cfg: FleetConfig, index: int) -> Machine:
             duration = timedelta(minutes=int(rng.integers(120, 300)))
             offset = timedelta(minutes=int(rng.integers(0, 30)))
             ev = new_event(
-                started_at=start + offset, ended_at=start + offset + duration,
-                maintenance_type="preventive", component="all", failure_mode="",
+                started_at=start + offset,
+                ended_at=start + offset + duration,
+                maintenance_type="preventive",
+                component="all",
+                failure_mode="",
                 notes="",
             )
             ev.notes = str(rng.choice(PREVENTIVE_NOTES)).format(tech=ev.technician.split()[0])
@@ -200,11 +210,15 @@ def simulate_machine(cfg: FleetConfig, index: int) -> Machine:
                 ev = new_event(
                     started_at=failure_at + response,
                     ended_at=failure_at + response + repair,
-                    maintenance_type="corrective", component=process.component,
-                    failure_mode=process.failure_mode, notes="", failure_at=failure_at,
+                    maintenance_type="corrective",
+                    component=process.component,
+                    failure_mode=process.failure_mode,
+                    notes="",
+                    failure_at=failure_at,
                 )
                 ev.notes = str(rng.choice(CORRECTIVE_NOTES)).format(
-                    tech=ev.technician.split()[0], component=process.component)
+                    tech=ev.technician.split()[0], component=process.component
+                )
                 machine.events.append(ev)
                 blocked_until = ev.ended_at
                 _apply_events(segments, [ev], start)

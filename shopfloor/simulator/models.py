@@ -68,8 +68,9 @@ def _three_phase(prefix: str, idle: float, run: float) -> tuple[Sensor, ...]:
         for i in (1, 2, 3)
     )
     voltages = tuple(
-        Sensor(f"supply_voltage_l{i}_v", 381.0, 378.0, 1.2, rated_min=342, rated_max=418,
-               spread=0.005)
+        Sensor(
+            f"supply_voltage_l{i}_v", 381.0, 378.0, 1.2, rated_min=342, rated_max=418, spread=0.005
+        )
         for i in (1, 2, 3)
     )
     return currents + voltages
@@ -79,14 +80,14 @@ def _cabinet(rated_kw: float) -> tuple[Sensor, ...]:
     """Channels every machine's controller logs: cabinet, drive, lubrication, totals."""
     return (
         Sensor("cabinet_temperature_c", 27.0, 33.0, 0.15, slow=True, ambient=True, rated_max=45),
-        Sensor("ambient_temperature_c", 24.0, 24.5, 0.1, ambient=True, rated_max=40,
-               spread=0.01),
+        Sensor("ambient_temperature_c", 24.0, 24.5, 0.1, ambient=True, rated_max=40, spread=0.01),
         Sensor("air_pressure_bar", 6.2, 6.0, 0.03, rated_min=5.0, rated_max=7.5, spread=0.02),
         Sensor("ambient_humidity_pct", 58.0, 57.0, 0.4, rated_max=90, spread=0.02),
         Sensor("cabinet_humidity_pct", 41.0, 36.0, 0.4, slow=True, rated_max=70),
         Sensor("drive_temperature_c", 29.0, 41.0, 0.12, slow=True, ambient=True, rated_max=75),
-        Sensor("motor_winding_temperature_c", 28.0, 62.0, 0.15, slow=True, ambient=True,
-               rated_max=130),
+        Sensor(
+            "motor_winding_temperature_c", 28.0, 62.0, 0.15, slow=True, ambient=True, rated_max=130
+        ),
         Sensor("dc_bus_voltage_v", 565.0, 558.0, 1.5, rated_min=500, rated_max=650, spread=0.01),
         Sensor("fan_current_a", 0.4, 1.2, 0.02, rated_max=3),
         Sensor("lube_pressure_bar", 1.8, 2.4, 0.03, rated_min=1.0, rated_max=4.0),
@@ -123,25 +124,41 @@ CNC = MachineModel(
         *_three_phase("motor", 3.0, 28.0),
         *_cabinet(22.0),
         Sensor(
-            "spindle_bearing_temperature_c", 26.0, 48.0, 0.15, slow=True, ambient=True,
-            rated_max=90, since_firmware="3.3.0",
+            "spindle_bearing_temperature_c",
+            26.0,
+            48.0,
+            0.15,
+            slow=True,
+            ambient=True,
+            rated_max=90,
+            since_firmware="3.3.0",
         ),
     ),
     wear=(
         WearProcess(
-            "spindle_bearing", "bearing_seizure", 1 / 150,
+            "spindle_bearing",
+            "bearing_seizure",
+            1 / 150,
             effects={
-                "vibration_x_mm_s": 0.35, "vibration_y_mm_s": 0.30, "vibration_z_mm_s": 0.20,
-                "spindle_temperature_c": 0.08, "spindle_bearing_temperature_c": 0.14,
+                "vibration_x_mm_s": 0.35,
+                "vibration_y_mm_s": 0.30,
+                "vibration_z_mm_s": 0.20,
+                "spindle_temperature_c": 0.08,
+                "spindle_bearing_temperature_c": 0.14,
                 "spindle_power_kw": 0.04,
             },
             noise_effects={"vibration_x_mm_s": 1.2, "vibration_y_mm_s": 1.0},
         ),
         WearProcess(
-            "cutting_tool", "tool_breakage", 1 / 110,
+            "cutting_tool",
+            "tool_breakage",
+            1 / 110,
             effects={
-                "spindle_load_pct": 0.18, "spindle_power_kw": 0.14, "axis_z_load_pct": 0.15,
-                "motor_current_l1_a": 0.08, "motor_current_l2_a": 0.08,
+                "spindle_load_pct": 0.18,
+                "spindle_power_kw": 0.14,
+                "axis_z_load_pct": 0.15,
+                "motor_current_l1_a": 0.08,
+                "motor_current_l2_a": 0.08,
                 "motor_current_l3_a": 0.08,
             },
             noise_effects={"spindle_load_pct": 0.8},
@@ -170,26 +187,36 @@ PRESS = MachineModel(
         Sensor("cycle_time_s", 0.0, 11.5, 0.2, rated_max=60),
         Sensor("accumulator_pressure_bar", 90.0, 140.0, 1.0, rated_max=200),
         Sensor("valve_current_a", 0.1, 1.6, 0.02, rated_max=3),
-        Sensor("cooler_outlet_temperature_c", 27.0, 38.0, 0.1, slow=True, ambient=True,
-               rated_max=60),
+        Sensor(
+            "cooler_outlet_temperature_c", 27.0, 38.0, 0.1, slow=True, ambient=True, rated_max=60
+        ),
         *_three_phase("motor", 5.0, 55.0),
         *_cabinet(37.0),
         Sensor("oil_particle_count_pct", 8.0, 9.0, 0.3, rated_max=100, since_firmware="1.5.2"),
     ),
     wear=(
         WearProcess(
-            "hydraulic_pump", "pump_cavitation", 1 / 140,
+            "hydraulic_pump",
+            "pump_cavitation",
+            1 / 140,
             effects={
-                "pump_vibration_mm_s": 0.40, "pump_flow_l_min": -0.06, "oil_temperature_c": 0.07,
-                "pump_pressure_bar": -0.04, "motor_current_l1_a": 0.06,
+                "pump_vibration_mm_s": 0.40,
+                "pump_flow_l_min": -0.06,
+                "oil_temperature_c": 0.07,
+                "pump_pressure_bar": -0.04,
+                "motor_current_l1_a": 0.06,
             },
             noise_effects={"pump_vibration_mm_s": 1.0, "pump_pressure_bar": 0.8},
         ),
         WearProcess(
-            "oil_filter", "filter_clogging", 1 / 120,
+            "oil_filter",
+            "filter_clogging",
+            1 / 120,
             effects={
-                "filter_differential_bar": 0.45, "oil_temperature_c": 0.05,
-                "pump_flow_l_min": -0.05, "oil_particle_count_pct": 0.9,
+                "filter_differential_bar": 0.45,
+                "oil_temperature_c": 0.05,
+                "pump_flow_l_min": -0.05,
+                "oil_particle_count_pct": 0.9,
                 "cycle_time_s": 0.05,
             },
         ),
@@ -215,8 +242,9 @@ INJECTION = MachineModel(
         Sensor("clamp_force_kn", 0.0, 2800.0, 20.0, 1, rated_max=3000),
         Sensor("cycle_time_s", 0.0, 28.0, 0.3, rated_max=120),
         Sensor("heater_current_a", 6.0, 22.0, 0.3, rated_max=40),
-        Sensor("hydraulic_oil_temperature_c", 30.0, 46.0, 0.1, slow=True, ambient=True,
-               rated_max=65),
+        Sensor(
+            "hydraulic_oil_temperature_c", 30.0, 46.0, 0.1, slow=True, ambient=True, rated_max=65
+        ),
         Sensor("cooling_water_flow_l_min", 12.0, 36.0, 0.4, rated_max=60),
         Sensor("cooling_water_temperature_c", 18.0, 23.0, 0.08, slow=True, rated_max=35),
         *_three_phase("pump_motor", 4.0, 42.0),
@@ -225,18 +253,27 @@ INJECTION = MachineModel(
     ),
     wear=(
         WearProcess(
-            "heater_band", "heater_burnout", 1 / 160,
+            "heater_band",
+            "heater_burnout",
+            1 / 160,
             effects={
-                "heater_current_a": -0.10, "barrel_zone2_temperature_c": -0.025,
-                "barrel_zone3_temperature_c": -0.02, "cycle_time_s": 0.05,
+                "heater_current_a": -0.10,
+                "barrel_zone2_temperature_c": -0.025,
+                "barrel_zone3_temperature_c": -0.02,
+                "cycle_time_s": 0.05,
             },
             noise_effects={"barrel_zone2_temperature_c": 3.0, "heater_current_a": 1.5},
         ),
         WearProcess(
-            "check_ring", "screw_check_ring_wear", 1 / 130,
+            "check_ring",
+            "screw_check_ring_wear",
+            1 / 130,
             effects={
-                "screw_torque_pct": 0.14, "injection_pressure_bar": 0.06, "cycle_time_s": 0.08,
-                "back_pressure_bar": -0.10, "screw_position_mm": 0.12,
+                "screw_torque_pct": 0.14,
+                "injection_pressure_bar": 0.06,
+                "cycle_time_s": 0.08,
+                "back_pressure_bar": -0.10,
+                "screw_position_mm": 0.12,
             },
             noise_effects={"injection_pressure_bar": 0.9},
         ),

@@ -37,9 +37,7 @@ def n_samples(interval_s: int) -> int:
     return math.ceil(3600 / interval_s)
 
 
-def draw_hour(
-    machine: Machine, hour: HourState, interval_s: int, seed: int
-) -> HourSignal:
+def draw_hour(machine: Machine, hour: HourState, interval_s: int, seed: int) -> HourSignal:
     """Sensor values for every sensor the model has (any firmware)."""
     rng = np.random.default_rng([seed, machine.index, hour.index, 3])
     model = machine.model

@@ -44,8 +44,8 @@ from shopfloor.simulator.fleet import (
 )
 from shopfloor.simulator.render import (
     draw_hour,
-    format_timestamps,
     format_matrix,
+    format_timestamps,
     header_lines,
     join_rows,
 )
@@ -84,9 +84,7 @@ class SimulationResult:
 
 
 def telemetry_path(machine_id: str, hour_start: datetime) -> str:
-    return (
-        f"telemetry/{machine_id}/{hour_start:%Y/%m/%d}/{machine_id}_{hour_start:%Y%m%dT%H}.txt"
-    )
+    return f"telemetry/{machine_id}/{hour_start:%Y/%m/%d}/{machine_id}_{hour_start:%Y%m%dT%H}.txt"
 
 
 def _hour_iso(ts: datetime) -> str:
@@ -135,12 +133,21 @@ def _render_machine(cfg: SimulationConfig, index: int) -> MachineResult:
             continue
         plan = plan_file(cfg.defects, fleet.seed, index, hour.index)
         new_fw = bool(episodes.new_firmware[hour.index])
-        if new_fw and not announced_fw:
+        if new_fw and not announced_fw and "empty_file" not in plan.defects:
             announced_fw = True
             old, new = machine.model.firmwares
             added = [s.name for s in machine.model.sensors if s.since_firmware == new]
-            manifest.append(record("firmware_new_column", machine.machine_id, hour_iso, rel[8:],
-                                   column=added[0], firmware_from=old, firmware_to=new))
+            manifest.append(
+                record(
+                    "firmware_new_column",
+                    machine.machine_id,
+                    hour_iso,
+                    rel[8:],
+                    column=added[0],
+                    firmware_from=old,
+                    firmware_to=new,
+                )
+            )
         delivered = hour.start.timestamp() + 3600 + 30 + int(plan.rng.integers(0, 240))
         if cfg.skip_existing and writer.exists(rel):
             data = None
@@ -162,8 +169,7 @@ def _render_machine(cfg: SimulationConfig, index: int) -> MachineResult:
         for name in ("resend_same_name", "resend_other_name"):
             if name in plan.defects:
                 copy = rel[8:] if name == "resend_same_name" else rel[8:-4] + " (1).txt"
-                manifest.append(record(name, machine.machine_id, hour_iso, copy,
-                                       original=rel[8:]))
+                manifest.append(record(name, machine.machine_id, hour_iso, copy, original=rel[8:]))
     return MachineResult(machine.machine_id, files, size, manifest, machine.events)
 
 
@@ -199,9 +205,17 @@ def _render_file(
     frac = (sig.epoch_s - sig.epoch_s[0]) / 3600.0
     lead = np.rint(ep.drift_s[h] + ep.drift_rate[h] * frac).astype(np.int64)
     stamps = format_timestamps(sig.epoch_s + lead, int(ep.offset_h[h]))
-    if ep.drift_rate[h] > 0:
-        out.append(record("clock_drift", mid, hour_iso, rel, lead_start_s=int(lead[0]),
-                          lead_end_s=int(lead[-1])))
+    if lead.any():
+        out.append(
+            record(
+                "clock_drift",
+                mid,
+                hour_iso,
+                rel,
+                lead_start_s=int(lead[0]),
+                lead_end_s=int(lead[-1]),
+            )
+        )
     if ep.offset_h[h] != PLANT_UTC_OFFSET_H:
         out.append(record("offset_change", mid, hour_iso, rel, offset_h=int(ep.offset_h[h])))
 
@@ -209,13 +223,17 @@ def _render_file(
     cut_row = n
     if "truncated" in defects:
         cut_row = int(rng.integers(int(n * 0.7), n)) if n > 1 else 0
-    cell_defects = [d for d in ("stuck_sensor", "spike", "sensor_dropout", "non_numeric",
-                                "wrong_column_count") if d in defects]
+    cell_defects = [
+        d
+        for d in ("stuck_sensor", "spike", "sensor_dropout", "non_numeric", "wrong_column_count")
+        if d in defects
+    ]
     if "stuck_sensor" in cell_defects and cut_row < 10:
         cell_defects.remove("stuck_sensor")
     cell_defects = cell_defects[: min(len(cell_defects), cut_row)]
-    rows = rng.choice(cut_row, size=len(cell_defects), replace=False) if cell_defects else []
-    cols = rng.choice(len(sensors) - 1, size=len(cell_defects), replace=False)
+    k = len(cell_defects)
+    rows: np.ndarray = rng.choice(cut_row, size=k, replace=False) if k else np.empty(0, int)
+    cols: np.ndarray = rng.choice(len(sensors) - 1, size=k, replace=False)
     pos = dict(zip(cell_defects, zip(rows, cols, strict=True), strict=True))
     garbage_at = int(rng.integers(0, cut_row)) if "garbage_line" in defects and cut_row else None
 
@@ -229,8 +247,17 @@ def _render_file(
         r = min(int(r), cut_row - 10)
         length = int(rng.integers(10, max(11, (cut_row - r))))
         values[c, r : r + length] = values[c, r]
-        out.append(record("stuck_sensor", mid, hour_iso, rel, column=sensors[c].name,
-                          line_start=line_no(r), line_end=line_no(r + length - 1)))
+        out.append(
+            record(
+                "stuck_sensor",
+                mid,
+                hour_iso,
+                rel,
+                column=sensors[c].name,
+                line_start=line_no(r),
+                line_end=line_no(r + length - 1),
+            )
+        )
     if "spike" in pos:
         r, c = pos["spike"]
         s = sensors[c]
@@ -243,16 +270,34 @@ def _render_file(
         mask = np.zeros(n, dtype=bool)
         mask[r : r + length] = True
         texts[c] = pc.if_else(pa.array(mask), "", texts[c])
-        out.append(record("sensor_dropout", mid, hour_iso, rel, column=sensors[c].name,
-                          line_start=line_no(int(r)), line_end=line_no(int(r) + length - 1)))
+        out.append(
+            record(
+                "sensor_dropout",
+                mid,
+                hour_iso,
+                rel,
+                column=sensors[c].name,
+                line_start=line_no(int(r)),
+                line_end=line_no(int(r) + length - 1),
+            )
+        )
     if "non_numeric" in pos:
         r, c = pos["non_numeric"]
         mask = np.zeros(n, dtype=bool)
         mask[r] = True
         token = str(rng.choice(NON_NUMERIC_TOKENS))
         texts[c] = pc.if_else(pa.array(mask), token, texts[c])
-        out.append(record("non_numeric", mid, hour_iso, rel, column=sensors[c].name,
-                          line=line_no(int(r)), value=token))
+        out.append(
+            record(
+                "non_numeric",
+                mid,
+                hour_iso,
+                rel,
+                column=sensors[c].name,
+                line=line_no(int(r)),
+                value=token,
+            )
+        )
 
     status = pa.array(sig.status)
     lines = join_rows([stamps, status, *[texts[c] for c in range(len(sensors))]])
@@ -260,8 +305,16 @@ def _render_file(
         r = int(pos["wrong_column_count"][0])
         missing = bool(rng.random() < 0.5)
         lines[r] = lines[r].rsplit(";", 1)[0] if missing else lines[r] + ";0,000"
-        out.append(record("wrong_column_count", mid, hour_iso, rel, line=line_no(r),
-                          fields=len(sensors) + 2 + (-1 if missing else 1)))
+        out.append(
+            record(
+                "wrong_column_count",
+                mid,
+                hour_iso,
+                rel,
+                line=line_no(r),
+                fields=len(sensors) + 2 + (-1 if missing else 1),
+            )
+        )
 
     encoding = "latin-1" if "latin1_encoding" in defects else "utf-8"
     if encoding == "latin-1":
@@ -270,18 +323,20 @@ def _render_file(
     if "truncated" in defects:
         row_text = lines[cut_row] if cut_row < n else ""
         partial = row_text[: int(rng.integers(1, max(2, len(row_text))))]
-        out.append(record("truncated", mid, hour_iso, rel, line=line_no(cut_row),
-                          complete_rows=cut_row))
+        out.append(
+            record("truncated", mid, hour_iso, rel, line=line_no(cut_row), complete_rows=cut_row)
+        )
     body = [*header, *lines[:cut_row]]
     data = ("\n".join(body) + "\n").encode(encoding) + partial.encode(encoding)
     if garbage_at is not None:
-        junk = bytes([0xFF, 0xFE]) + rng.integers(0x80, 0x100, int(rng.integers(20, 120)),
-                                                   dtype=np.uint8).tobytes()
+        junk = (
+            b"\xff\xfe\x00\x81"
+            + rng.integers(0x80, 0x100, int(rng.integers(20, 120)), dtype=np.uint8).tobytes()
+        )
         parts = data.split(b"\n")
         parts.insert(len(header) + garbage_at, junk)
         data = b"\n".join(parts)
-        out.append(record("garbage_line", mid, hour_iso, rel,
-                          line=len(header) + garbage_at + 1))
+        out.append(record("garbage_line", mid, hour_iso, rel, line=len(header) + garbage_at + 1))
     return data, out
 
 
@@ -295,15 +350,38 @@ def _maintenance_log(events: list[MaintenanceEvent], end: datetime) -> bytes:
 
     buf = io.StringIO()
     w = csv.writer(buf, delimiter=";", lineterminator="\n")
-    w.writerow(["work_order", "machine_id", "reported_at", "started_at", "ended_at",
-                "maintenance_type", "component", "failure_mode", "technician", "notes"])
+    w.writerow(
+        [
+            "work_order",
+            "machine_id",
+            "reported_at",
+            "started_at",
+            "ended_at",
+            "maintenance_type",
+            "component",
+            "failure_mode",
+            "technician",
+            "notes",
+        ]
+    )
     for ev in sorted(events, key=lambda e: (e.failure_at or e.started_at, e.work_order)):
         reported = ev.failure_at or ev.started_at
         if reported >= end:
             continue
-        w.writerow([ev.work_order, ev.machine_id, local(reported), local(ev.started_at),
-                    local(ev.ended_at), ev.maintenance_type, ev.component, ev.failure_mode,
-                    ev.technician, ev.notes])
+        w.writerow(
+            [
+                ev.work_order,
+                ev.machine_id,
+                local(reported),
+                local(ev.started_at),
+                local(ev.ended_at),
+                ev.maintenance_type,
+                ev.component,
+                ev.failure_mode,
+                ev.technician,
+                ev.notes,
+            ]
+        )
     return buf.getvalue().encode("utf-8")
 
 
@@ -348,17 +426,20 @@ def simulate(
 
     end = fleet.start + timedelta(hours=fleet.hours)
     writer = _Writer(cfg.out)
+    done_at = end.timestamp() + 600  # every file gets a deterministic modification time
     events = [ev for r in results for ev in r.events]
-    writer.write("landing/maintenance/maintenance_log.csv", _maintenance_log(events, end),
-                 end.timestamp() + 600)
+    writer.write("landing/maintenance/maintenance_log.csv", _maintenance_log(events, end), done_at)
     registry, ratings = _registry(fleet)
     writer.write("landing/registry/machines.csv", registry, fleet.start.timestamp())
     writer.write("landing/registry/sensor_ratings.csv", ratings, fleet.start.timestamp())
 
     defects = [d for r in results for d in r.defects]
     defects.sort(key=lambda d: (d["machine_id"], d["hour"], d["defect"], d["file"] or ""))
-    writer.write("ground_truth/defects.jsonl",
-                 "".join(json.dumps(d, sort_keys=True) + "\n" for d in defects).encode())
+    writer.write(
+        "ground_truth/defects.jsonl",
+        "".join(json.dumps(d, sort_keys=True) + "\n" for d in defects).encode(),
+        done_at,
+    )
     failures = io.StringIO()
     w = csv.writer(failures, lineterminator="\n")
     w.writerow(["machine_id", "failure_at", "component", "failure_mode", "work_order"])
@@ -366,9 +447,16 @@ def simulate(
     for ev in sorted(events, key=lambda e: (e.machine_id, e.started_at)):
         if ev.failure_at is not None and ev.failure_at < end:
             n_failures += 1
-            w.writerow([ev.machine_id, ev.failure_at.isoformat(), ev.component,
-                        ev.failure_mode, ev.work_order])
-    writer.write("ground_truth/failures.csv", failures.getvalue().encode())
+            w.writerow(
+                [
+                    ev.machine_id,
+                    ev.failure_at.isoformat(),
+                    ev.component,
+                    ev.failure_mode,
+                    ev.work_order,
+                ]
+            )
+    writer.write("ground_truth/failures.csv", failures.getvalue().encode(), done_at)
     fleet_meta = {
         "format_version": FORMAT_VERSION,
         "machines": fleet.machines,
@@ -380,7 +468,7 @@ def simulate(
         "sample_interval_s": cfg.sample_interval_s,
         "defect_rates": asdict(cfg.defects),
     }
-    writer.write("ground_truth/fleet.json", json.dumps(fleet_meta, indent=2).encode())
+    writer.write("ground_truth/fleet.json", json.dumps(fleet_meta, indent=2).encode(), done_at)
     return SimulationResult(
         out=cfg.out,
         files=sum(r.files for r in results),
