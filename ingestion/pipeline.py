@@ -1,0 +1,205 @@
+"""Run the landing-area ingestion: one dlt pipeline into DuckDB (or a Parquet lakehouse).
+
+A run: finish any load a crashed run left pending, read which file versions the
+warehouse already holds, list the landing area, parse only new or changed files,
+load, then append one row to the run log (`raw.ingest_runs`).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import dlt
+from dlt.common.pipeline import LoadInfo
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+
+from ingestion.sources import KnownFiles, landing_source
+
+PIPELINE_NAME = "shopfloor_landing"
+DATASET = "raw"
+
+# Settings that must hold wherever shopfloor is started from (not only next to .dlt/).
+_DLT_DEFAULTS = {
+    "NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID": "true",
+    "RUNTIME__DLTHUB_TELEMETRY": "false",
+    "LOAD__WORKERS": "1",
+    # loaded packages would otherwise keep a second copy of every reading on disk
+    "LOAD__DELETE_COMPLETED_JOBS": "true",
+}
+
+
+@dataclass
+class IngestConfig:
+    landing: str
+    data_dir: str = "data"
+    warehouse: str = ""  # DuckDB file; default <data_dir>/warehouse.duckdb
+    lakehouse: str = ""  # set: load Parquet to this folder or URL instead of DuckDB
+    quarantine: str = ""  # default <data_dir>/quarantine
+    workers: int = 2
+
+    def __post_init__(self) -> None:
+        self.warehouse = self.warehouse or str(Path(self.data_dir) / "warehouse.duckdb")
+        self.quarantine = self.quarantine or str(Path(self.data_dir) / "quarantine")
+        if "://" not in self.landing:
+            self.landing = str(Path(self.landing).resolve())
+
+
+@dataclass
+class IngestSummary:
+    load_id: str | None
+    started_at: datetime
+    ended_at: datetime
+    status: str  # succeeded | failed
+    files_listed: int = 0
+    files_new: int = 0
+    files_loaded: int = 0
+    files_partial: int = 0
+    files_quarantined: int = 0
+    files_duplicate: int = 0
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_rejected: int = 0
+    bytes_read: int = 0
+    error: str | None = None
+    quarantined: list[dict[str, Any]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per dlt step
+
+    @property
+    def seconds(self) -> float:
+        return (self.ended_at - self.started_at).total_seconds()
+
+
+def pseudonym_key(data_dir: str) -> bytes:
+    """SHOPFLOOR_PSEUDONYM_KEY, else a random key kept (0600) under the data folder."""
+    if key := os.environ.get("SHOPFLOOR_PSEUDONYM_KEY"):
+        return key.encode()
+    path = Path(data_dir) / ".secrets" / "pseudonym_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip().encode()
+
+
+def make_pipeline(cfg: IngestConfig) -> dlt.Pipeline:
+    for key, value in _DLT_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    if cfg.lakehouse:
+        destination: Any = dlt.destinations.filesystem(bucket_url=cfg.lakehouse)
+    else:
+        Path(cfg.warehouse).parent.mkdir(parents=True, exist_ok=True)
+        # raw tables carry their own order (source_file, source_line): letting DuckDB
+        # insert in any order makes the load of a run's readings ~40% faster
+        destination = dlt.destinations.duckdb(
+            DuckDbCredentials(cfg.warehouse, global_config={"preserve_insertion_order": False})
+        )
+    return dlt.pipeline(
+        pipeline_name=PIPELINE_NAME,
+        destination=destination,
+        dataset_name=DATASET,
+        pipelines_dir=str(Path(cfg.data_dir) / ".dlt"),
+    )
+
+
+def known_files(pipeline: dlt.Pipeline) -> KnownFiles:
+    """File versions already in the warehouse (empty on the first run)."""
+    known = KnownFiles()
+    try:
+        rows = pipeline.dataset()(
+            "select file_url, size_bytes, modified_at, content_sha256, relative_path "
+            "from landing_files order by ingested_at"
+        ).fetchall()
+    except Exception:  # no dataset or table yet
+        return known
+    for url, size, modified, digest, rel in rows:
+        known.versions.add(KnownFiles.key(url, size, modified))
+        known.hashes.setdefault(digest, rel)
+    return known
+
+
+def run_ingest(
+    cfg: IngestConfig, on_file: Callable[[dict[str, Any]], None] | None = None
+) -> IngestSummary:
+    started = datetime.now(UTC)
+    t0 = time.perf_counter()
+    pipeline = make_pipeline(cfg)
+    outcomes: list[dict[str, Any]] = []
+    listed = {"n": 0}
+
+    def record(outcome: dict[str, Any]) -> None:
+        outcomes.append(outcome)
+        if on_file:
+            on_file(outcome)
+
+    staging = Path(cfg.data_dir) / ".dlt" / "staging"
+    timings: dict[str, float] = {}
+    info: LoadInfo | None = None
+    error: str | None = None
+    try:
+        if pipeline.has_pending_data:  # a crashed run left a package: finish it first
+            pipeline.normalize()
+            pipeline.load()
+        known = known_files(pipeline)
+        source = landing_source(
+            cfg.landing,
+            known=known,
+            quarantine_url=cfg.quarantine,
+            pseudonym_key=pseudonym_key(cfg.data_dir),
+            on_file=record,
+            workers=cfg.workers,
+            on_listed=lambda n: listed.__setitem__("n", n),
+            staging_dir=str(staging),
+        )
+        info = pipeline.run(source)
+        if pipeline.last_trace:
+            steps = {st.step: st for st in pipeline.last_trace.steps}
+            timings = {
+                name: round((st.finished_at - st.started_at).total_seconds(), 3)
+                for name, st in steps.items()
+                if st.finished_at and name != "run"
+            }
+        shutil.rmtree(staging, ignore_errors=True)  # dlt copied the files into its package
+    except Exception as exc:  # the run itself failed: report, log, exit non-zero
+        error = f"{type(exc).__name__}: {exc}"
+    counts = Counter(o["status"] for o in outcomes)
+    summary = IngestSummary(
+        load_id=info.loads_ids[-1] if info and info.loads_ids else None,
+        started_at=started,
+        ended_at=datetime.now(UTC),
+        status="failed" if error else "succeeded",
+        files_listed=listed["n"],
+        files_new=len(outcomes),
+        files_loaded=counts["loaded"],
+        files_partial=counts["partial"],
+        files_quarantined=counts["quarantined"],
+        files_duplicate=counts["duplicate"],
+        rows_read=sum(o["rows_read"] for o in outcomes),
+        rows_loaded=sum(o["rows_loaded"] for o in outcomes),
+        rows_rejected=sum(o["rows_rejected"] for o in outcomes),
+        bytes_read=sum(o["size_bytes"] for o in outcomes),
+        error=error,
+        timings=timings,
+        quarantined=[
+            {"file": o["relative_path"], "reason": o["reason"]}
+            for o in outcomes
+            if o["status"] == "quarantined"
+        ],
+    )
+    summary.ended_at = datetime.now(UTC)
+    row = {k: v for k, v in asdict(summary).items() if k not in ("quarantined", "timings")}
+    row["duration_s"] = round(time.perf_counter() - t0, 3)
+    try:
+        pipeline.run([row], table_name="ingest_runs", write_disposition="append")
+    except Exception as exc:  # the run log must never hide the run's own outcome
+        if not error:
+            summary.status, summary.error = "failed", f"run log: {exc}"
+    return summary

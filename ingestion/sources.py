@@ -1,0 +1,431 @@
+"""dlt source for the plant's landing area (docs/machine-files.md).
+
+Tables (all in the `raw` dataset):
+    telemetry_readings  one row per reading, wide: one column per sensor, as the
+                        files declare them (new sensors add columns)
+    telemetry_rejects   bad rows of otherwise good files, with raw line and reason
+    landing_files       one row per file version seen: loaded, partial,
+                        quarantined or duplicate, with row counts that reconcile
+    maintenance_log     snapshots of the maintenance export, personal data
+                        pseudonymised before it is written anywhere
+    machine_registry, sensor_ratings   the registry, replaced when it changes
+
+Deduplication: a file whose content hash was already ingested is recorded as
+`duplicate` and not parsed again. Raw tables are append-only and can hold a
+row twice only after a crash inside dlt's load step; staging deduplicates on
+(source_file_sha256, source_line), which is unique per reading.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import dlt
+import fsspec
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+from dlt.common.libs.pyarrow import py_arrow_to_table_schema_columns
+from dlt.sources.filesystem import FileItemDict, filesystem
+
+from ingestion.telemetry import ParsedTelemetry, QuarantineError, parse_telemetry, sha256
+
+TELEMETRY_GLOB = "telemetry/**/*.txt"
+MAINTENANCE_PATH = "maintenance/maintenance_log.csv"
+PLANT_TIMEZONE = "America/Sao_Paulo"
+
+
+@dataclass
+class KnownFiles:
+    """What earlier runs ingested, read from the warehouse's landing_files table."""
+
+    versions: set[tuple[str, int, str]] = field(default_factory=set)  # (url, size, mtime iso)
+    hashes: dict[str, str] = field(default_factory=dict)  # sha256 -> first relative path
+
+    @staticmethod
+    def key(url: str, size: int, modified: datetime) -> tuple[str, int, str]:
+        return (url, int(size), modified.astimezone(UTC).isoformat())
+
+
+def _table(item: Any, name: str) -> Any:
+    return dlt.mark.with_hints(
+        item,
+        dlt.mark.make_hints(table_name=name, write_disposition="append"),
+        create_table_variant=True,
+    )
+
+
+@dataclass
+class _FileResult:
+    item: FileItemDict
+    data_sha: str
+    parsed: ParsedTelemetry | None
+    error: str | None
+    size: int
+    data: bytes | None  # kept only for quarantine
+
+
+def _read_and_parse(item: FileItemDict) -> _FileResult:
+    data = item.read_bytes()
+    digest = sha256(data)
+    try:
+        return _FileResult(item, digest, parse_telemetry(data), None, len(data), None)
+    except QuarantineError as exc:
+        return _FileResult(item, digest, None, str(exc), len(data), data)
+
+
+def _machine_from_path(relative_path: str) -> str | None:
+    parts = relative_path.split("/")
+    return parts[1] if len(parts) >= 3 and parts[0] == "telemetry" else None
+
+
+@dlt.source(name="landing")
+def landing_source(
+    landing_url: str,
+    known: KnownFiles | None = None,
+    quarantine_url: str | None = None,
+    pseudonym_key: bytes = b"",
+    on_file: Callable[[dict[str, Any]], None] | None = None,
+    on_listed: Callable[[int], None] | None = None,
+    workers: int = 2,
+    chunk_files: int = 64,
+    staging_dir: str = "data/.dlt/staging",
+) -> Sequence[Any]:
+    """The landing area's telemetry files, maintenance export and registry."""
+    known = known or KnownFiles()
+    listing = filesystem(
+        bucket_url=landing_url, file_glob=TELEMETRY_GLOB, files_per_page=1_000_000
+    ).with_name("telemetry_listing")
+
+    @dlt.transformer(name="telemetry", data_from=listing)
+    def telemetry(items: list[FileItemDict]) -> Iterator[Any]:
+        """Parse new or changed files; record every file's outcome."""
+        ingested_at = datetime.now(UTC)
+        if on_listed:
+            on_listed(len(items))
+        new = [
+            f
+            for f in items
+            if KnownFiles.key(f["file_url"], f["size_in_bytes"], f["modification_date"])
+            not in known.versions
+        ]
+        # oldest delivery first: of two identical files, the one that came first is kept
+        new.sort(key=lambda f: (f["modification_date"], f["relative_path"]))
+        seen_hashes = dict(known.hashes)
+        load_id = dlt.current.load_package_state()["load_id"]
+        writer = _ReadingsWriter(load_id, staging_dir)
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            for start in range(0, len(new), chunk_files):  # bounded memory: one chunk at a time
+                readings: list[pa.Table] = []
+                for result in pool.map(_read_and_parse, new[start : start + chunk_files]):
+                    yield from _emit(
+                        result, seen_hashes, ingested_at, quarantine_url, on_file, readings
+                    )
+                if readings:
+                    yield from writer.add(readings)
+        yield from writer.close()
+
+    @dlt.resource(name="maintenance_log", write_disposition="append")
+    def maintenance_log() -> Iterator[Any]:
+        """A snapshot of the work-order export, each time its content changes."""
+        fs, root = fsspec.core.url_to_fs(landing_url)
+        path = f"{root.rstrip('/')}/{MAINTENANCE_PATH}"
+        if not fs.exists(path):
+            return
+        data = fs.cat_file(path)
+        state = dlt.current.resource_state()
+        digest = sha256(data)
+        if state.get("sha256") == digest:
+            return
+        table = parse_maintenance_log(data, pseudonym_key)
+        table = table.append_column("source_file_sha256", pa.array([digest] * table.num_rows))
+        table = table.append_column(
+            "ingested_at", pa.array([datetime.now(UTC)] * table.num_rows, pa.timestamp("us", "UTC"))
+        )
+        yield table
+        state["sha256"] = digest
+
+    def registry(name: str, path: str) -> Any:
+        @dlt.resource(name=name, write_disposition="replace")
+        def read() -> Iterator[Any]:
+            fs, root = fsspec.core.url_to_fs(landing_url)
+            full = f"{root.rstrip('/')}/{path}"
+            if not fs.exists(full):
+                return
+            data = fs.cat_file(full)
+            state = dlt.current.resource_state()
+            if state.get("sha256") == sha256(data):
+                return
+            yield pcsv.read_csv(pa.py_buffer(data))
+            state["sha256"] = sha256(data)
+
+        return read
+
+    return (
+        telemetry,
+        maintenance_log,
+        registry("machine_registry", "registry/machines.csv"),
+        registry("sensor_ratings", "registry/sensor_ratings.csv"),
+    )
+
+
+def _emit(
+    result: _FileResult,
+    seen_hashes: dict[str, str],
+    ingested_at: datetime,
+    quarantine_url: str | None,
+    on_file: Callable[[dict[str, Any]], None] | None,
+    readings_out: list[pa.Table],
+) -> Iterator[Any]:
+    item = result.item
+    rel = item["relative_path"]
+    outcome: dict[str, Any] = {
+        "file_url": item["file_url"],
+        "relative_path": rel,
+        "machine_id": _machine_from_path(rel),
+        "size_bytes": result.size,
+        "modified_at": item["modification_date"],
+        "content_sha256": result.data_sha,
+        "status": None,
+        "reason": None,
+        "rows_read": 0,
+        "rows_loaded": 0,
+        "rows_rejected": 0,
+        "encoding": None,
+        "model": None,
+        "firmware": None,
+        "sample_interval_s": None,
+        "sensor_columns": None,
+        "first_reading_at": None,
+        "last_reading_at": None,
+        "duplicate_of": None,
+        "quarantine_path": None,
+        "ingested_at": ingested_at,
+    }
+    parsed = result.parsed
+    if result.data_sha in seen_hashes:
+        outcome |= {
+            "status": "duplicate",
+            "duplicate_of": seen_hashes[result.data_sha],
+            "reason": "same content as a file already ingested",
+        }
+    elif parsed is None:
+        outcome |= {"status": "quarantined", "reason": result.error}
+        outcome["quarantine_path"] = _quarantine(quarantine_url, rel, result)
+        seen_hashes[result.data_sha] = rel
+    else:
+        seen_hashes[result.data_sha] = rel
+        header = parsed.header
+        machine = header.keys["machine_id"]
+        path_machine = outcome["machine_id"]
+        if path_machine and path_machine != machine:
+            outcome |= {
+                "status": "quarantined",
+                "reason": f"header machine_id {machine} differs from folder {path_machine}",
+            }
+            outcome["quarantine_path"] = _quarantine(quarantine_url, rel, result)
+        else:
+            readings = parsed.readings
+            n = readings.num_rows
+            for name, value, type_ in (
+                ("source_file", rel, pa.string()),
+                ("source_file_sha256", result.data_sha, pa.string()),
+                ("ingested_at", ingested_at, pa.timestamp("us", tz="UTC")),
+            ):
+                readings = readings.append_column(name, pa.repeat(pa.scalar(value, type_), n))
+            if n:
+                readings_out.append(readings)
+            if parsed.rejects:
+                yield _table(
+                    [
+                        {
+                            **r,
+                            "source_file": rel,
+                            "source_file_sha256": result.data_sha,
+                            "machine_id": machine,
+                            "ingested_at": ingested_at,
+                        }
+                        for r in parsed.rejects
+                    ],
+                    "telemetry_rejects",
+                )
+            times = readings["reading_at"]
+            outcome |= {
+                "status": "partial" if parsed.truncated else "loaded",
+                "reason": "truncated upload: last line incomplete" if parsed.truncated else None,
+                "machine_id": machine,
+                "rows_read": parsed.rows_read,
+                "rows_loaded": n,
+                "rows_rejected": parsed.rows_rejected,
+                "encoding": parsed.encoding,
+                "model": header.keys.get("model"),
+                "firmware": header.keys.get("firmware"),
+                "sample_interval_s": int(header.keys["sample_interval_s"]),
+                "sensor_columns": json.dumps(header.sensors),
+                "first_reading_at": pc.min(times).as_py() if n else None,
+                "last_reading_at": pc.max(times).as_py() if n else None,
+            }
+    yield _table([outcome], "landing_files")
+    if on_file:
+        on_file(outcome)
+
+
+class _ReadingsWriter:
+    """Streams a run's readings into as few Parquet load files as possible.
+
+    Written here rather than by dlt's Arrow writer, for reasons measured on this
+    data: dlt writes doubles dictionary-encoded (six times slower for readings,
+    which hardly repeat) and starts a new file at every change of schema, i.e.
+    at every change of machine model, and DuckDB loads one big file much faster
+    than many small ones. Chunks are appended as row groups (memory stays one
+    chunk); a new file starts only when a new sensor column appears. Columns
+    follow the table schema's order, so dlt imports the file as it is.
+    """
+
+    def __init__(self, load_id: str, staging_dir: str) -> None:
+        self.load_id = load_id
+        self.staging_dir = Path(staging_dir)
+        self.writer: pq.ParquetWriter | None = None
+        self.path: Path | None = None
+        self.rows = 0
+
+    def add(self, tables: list[pa.Table]) -> Iterator[Any]:
+        chunk = pa.concat_tables(tables, promote_options="default")
+        chunk = chunk.append_column(
+            "_dlt_load_id", pa.repeat(pa.scalar(self.load_id), chunk.num_rows)
+        )
+        if self.writer and set(chunk.column_names) - set(self.writer.schema.names):
+            yield from self.close()  # a new sensor: the next file gets the wider schema
+        if self.writer is None:
+            self._open(chunk.schema)
+        assert self.writer is not None
+        schema = self.writer.schema
+        n = chunk.num_rows
+        columns = [
+            chunk[f.name].cast(f.type) if f.name in chunk.column_names else pa.nulls(n, f.type)
+            for f in schema
+        ]
+        self.writer.write_table(pa.Table.from_arrays(columns, schema=schema), row_group_size=65_536)
+        self.rows += n
+
+    def _open(self, chunk_schema: pa.Schema) -> None:
+        known = dlt.current.source_schema().tables.get("telemetry_readings", {})
+        known_columns = known.get("columns", {})
+        fields = {f.name: f for f in chunk_schema}
+        ordered = [
+            fields.get(name) or pa.field(name, _arrow_type(col))
+            for name, col in known_columns.items()
+            if name in fields or col.get("data_type")
+        ]
+        ordered += [f for name, f in fields.items() if name not in known_columns]
+        schema = pa.schema(ordered)
+        self.staging_dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.staging_dir / f"readings_{self.load_id}_{uuid.uuid4().hex[:12]}.parquet"
+        strings = [f.name for f in schema if pa.types.is_string(f.type)]
+        self.writer = pq.ParquetWriter(
+            self.path, schema, compression="snappy", use_dictionary=strings
+        )
+
+    def close(self) -> Iterator[Any]:
+        if self.writer is None or self.path is None:
+            return
+        schema = self.writer.schema
+        self.writer.close()
+        hints = dlt.mark.make_hints(
+            table_name="telemetry_readings",
+            write_disposition="append",
+            columns=py_arrow_to_table_schema_columns(schema),
+        )
+        yield dlt.mark.with_file_import(str(self.path), "parquet", self.rows, hints=hints)
+        self.writer, self.path, self.rows = None, None, 0
+
+
+def _arrow_type(column: Mapping[str, Any]) -> pa.DataType:
+    """Arrow type of a column the readings table already has (sensors are doubles)."""
+    return {
+        "double": pa.float64(),
+        "text": pa.string(),
+        "bigint": pa.int64(),
+        "timestamp": pa.timestamp("us", tz="UTC"),
+    }.get(column.get("data_type", "double"), pa.float64())
+
+
+def _quarantine(quarantine_url: str | None, rel: str, result: _FileResult) -> str | None:
+    """Keep the original bytes and the reason beside them."""
+    if quarantine_url is None:
+        return None
+    data = result.data if result.data is not None else result.item.read_bytes()
+    fs, root = fsspec.core.url_to_fs(quarantine_url)
+    target = f"{root.rstrip('/')}/{result.data_sha[:12]}/{rel}"
+    fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+    fs.pipe_file(target, data)
+    reason = {"file": rel, "sha256": result.data_sha, "reason": result.error}
+    fs.pipe_file(target + ".reason.json", json.dumps(reason, indent=2).encode())
+    return target
+
+
+def pseudonymise(name: str, key: bytes) -> str:
+    """Keyed hash: stable per person, not reversible without the key."""
+    digest = hmac.new(key, name.strip().casefold().encode(), hashlib.sha256).hexdigest()
+    return f"tech_{digest[:16]}"
+
+
+def parse_maintenance_log(data: bytes, key: bytes, timezone: str = PLANT_TIMEZONE) -> pa.Table:
+    """The work-order export, typed, with UTC times; names hashed and notes dropped."""
+    if not key:
+        raise ValueError("a pseudonymisation key is required to read the maintenance log")
+    table = pcsv.read_csv(
+        pa.py_buffer(data),
+        parse_options=pcsv.ParseOptions(delimiter=";", quote_char='"'),
+        convert_options=pcsv.ConvertOptions(
+            column_types=dict.fromkeys(
+                [
+                    "work_order",
+                    "machine_id",
+                    "reported_at",
+                    "started_at",
+                    "ended_at",
+                    "maintenance_type",
+                    "component",
+                    "failure_mode",
+                    "technician",
+                    "notes",
+                ],
+                pa.string(),
+            )
+        ),
+    )
+
+    def to_utc(col: str) -> pa.Array:
+        text = pc.if_else(pc.equal(table[col], ""), None, table[col])
+        local = pc.strptime(text, format="%d/%m/%Y %H:%M", unit="s")
+        return pc.cast(pc.assume_timezone(local, timezone), pa.timestamp("us", tz="UTC"))
+
+    technicians = [pseudonymise(t, key) if t else None for t in table["technician"].to_pylist()]
+    notes = table["notes"]
+    return pa.table(
+        {
+            "work_order": table["work_order"],
+            "machine_id": table["machine_id"],
+            "reported_at": to_utc("reported_at"),
+            "started_at": to_utc("started_at"),
+            "ended_at": to_utc("ended_at"),
+            "maintenance_type": table["maintenance_type"],
+            "component": pc.if_else(pc.equal(table["component"], ""), None, table["component"]),
+            "failure_mode": pc.if_else(
+                pc.equal(table["failure_mode"], ""), None, table["failure_mode"]
+            ),
+            "technician_key": pa.array(technicians, pa.string()),
+            "has_notes": pc.greater(pc.utf8_length(pc.fill_null(notes, "")), 0),
+        }
+    )
