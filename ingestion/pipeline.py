@@ -127,13 +127,21 @@ def known_files(pipeline: dlt.Pipeline) -> KnownFiles:
 
 
 def run_ingest(
-    cfg: IngestConfig, on_file: Callable[[dict[str, Any]], None] | None = None
+    cfg: IngestConfig,
+    on_file: Callable[[dict[str, Any]], None] | None = None,
+    on_listed: Callable[[int, int], None] | None = None,
 ) -> IngestSummary:
+    """One ingestion run; never raises for bad input (see IngestSummary.status)."""
     started = datetime.now(UTC)
     t0 = time.perf_counter()
     pipeline = make_pipeline(cfg)
     outcomes: list[dict[str, Any]] = []
     listed = {"n": 0}
+
+    def listed_files(n_listed: int, n_new: int) -> None:
+        listed["n"] = n_listed
+        if on_listed:
+            on_listed(n_listed, n_new)
 
     def record(outcome: dict[str, Any]) -> None:
         outcomes.append(outcome)
@@ -156,7 +164,7 @@ def run_ingest(
             pseudonym_key=pseudonym_key(cfg.data_dir),
             on_file=record,
             workers=cfg.workers,
-            on_listed=lambda n: listed.__setitem__("n", n),
+            on_listed=listed_files,
             staging_dir=str(staging),
         )
         info = pipeline.run(source)
@@ -198,7 +206,12 @@ def run_ingest(
     row = {k: v for k, v in asdict(summary).items() if k not in ("quarantined", "timings")}
     row["duration_s"] = round(time.perf_counter() - t0, 3)
     try:
-        pipeline.run([row], table_name="ingest_runs", write_disposition="append")
+        pipeline.run(
+            [row],
+            table_name="ingest_runs",
+            write_disposition="append",
+            columns={"error": {"data_type": "text"}, "load_id": {"data_type": "text"}},
+        )
     except Exception as exc:  # the run log must never hide the run's own outcome
         if not error:
             summary.status, summary.error = "failed", f"run log: {exc}"

@@ -22,8 +22,9 @@ import hashlib
 import hmac
 import json
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -82,6 +83,9 @@ def _read_and_parse(item: FileItemDict) -> _FileResult:
         return _FileResult(item, digest, parse_telemetry(data), None, len(data), None)
     except QuarantineError as exc:
         return _FileResult(item, digest, None, str(exc), len(data), data)
+    except Exception as exc:  # a file the parser did not foresee: quarantine, go on
+        reason = f"unreadable: {type(exc).__name__}: {exc}"
+        return _FileResult(item, digest, None, reason, len(data), data)
 
 
 def _machine_from_path(relative_path: str) -> str | None:
@@ -96,7 +100,7 @@ def landing_source(
     quarantine_url: str | None = None,
     pseudonym_key: bytes = b"",
     on_file: Callable[[dict[str, Any]], None] | None = None,
-    on_listed: Callable[[int], None] | None = None,
+    on_listed: Callable[[int, int], None] | None = None,
     workers: int = 2,
     chunk_files: int = 64,
     staging_dir: str = "data/.dlt/staging",
@@ -111,28 +115,35 @@ def landing_source(
     def telemetry(items: list[FileItemDict]) -> Iterator[Any]:
         """Parse new or changed files; record every file's outcome."""
         ingested_at = datetime.now(UTC)
-        if on_listed:
-            on_listed(len(items))
         new = [
             f
             for f in items
             if KnownFiles.key(f["file_url"], f["size_in_bytes"], f["modification_date"])
             not in known.versions
         ]
+        if on_listed:
+            on_listed(len(items), len(new))
         # oldest delivery first: of two identical files, the one that came first is kept
         new.sort(key=lambda f: (f["modification_date"], f["relative_path"]))
         seen_hashes = dict(known.hashes)
         load_id = dlt.current.load_package_state()["load_id"]
         writer = _ReadingsWriter(load_id, staging_dir)
-        with ThreadPoolExecutor(max(1, workers)) as pool:
-            for start in range(0, len(new), chunk_files):  # bounded memory: one chunk at a time
-                readings: list[pa.Table] = []
-                for result in pool.map(_read_and_parse, new[start : start + chunk_files]):
-                    yield from _emit(
-                        result, seen_hashes, ingested_at, quarantine_url, on_file, readings
-                    )
-                if readings:
-                    yield from writer.add(readings)
+        readings: list[pa.Table] = []
+        rejects: list[dict[str, Any]] = []
+        files: list[dict[str, Any]] = []
+        for result in _prefetch(new, workers):
+            outcome, parsed_readings, parsed_rejects = _outcome(
+                result, seen_hashes, ingested_at, quarantine_url
+            )
+            files.append(outcome)
+            rejects.extend(parsed_rejects)
+            if parsed_readings is not None:
+                readings.append(parsed_readings)
+            if on_file:
+                on_file(outcome)
+            if len(files) >= chunk_files:  # bounded memory: hand over one chunk at a time
+                yield from _flush(writer, readings, rejects, files)
+        yield from _flush(writer, readings, rejects, files)
         yield from writer.close()
 
     @dlt.resource(name="maintenance_log", write_disposition="append")
@@ -179,15 +190,16 @@ def landing_source(
     )
 
 
-def _emit(
+def _outcome(
     result: _FileResult,
     seen_hashes: dict[str, str],
     ingested_at: datetime,
     quarantine_url: str | None,
-    on_file: Callable[[dict[str, Any]], None] | None,
-    readings_out: list[pa.Table],
-) -> Iterator[Any]:
+) -> tuple[dict[str, Any], pa.Table | None, list[dict[str, Any]]]:
+    """A file's outcome row, and its readings and rejects when it was parsed."""
     item = result.item
+    readings_out: pa.Table | None = None
+    rejects_out: list[dict[str, Any]] = []
     rel = item["relative_path"]
     outcome: dict[str, Any] = {
         "file_url": item["file_url"],
@@ -213,7 +225,7 @@ def _emit(
         "ingested_at": ingested_at,
     }
     parsed = result.parsed
-    if result.data_sha in seen_hashes:
+    if result.size and result.data_sha in seen_hashes:  # empty files are failures, not copies
         outcome |= {
             "status": "duplicate",
             "duplicate_of": seen_hashes[result.data_sha],
@@ -244,21 +256,17 @@ def _emit(
             ):
                 readings = readings.append_column(name, pa.repeat(pa.scalar(value, type_), n))
             if n:
-                readings_out.append(readings)
-            if parsed.rejects:
-                yield _table(
-                    [
-                        {
-                            **r,
-                            "source_file": rel,
-                            "source_file_sha256": result.data_sha,
-                            "machine_id": machine,
-                            "ingested_at": ingested_at,
-                        }
-                        for r in parsed.rejects
-                    ],
-                    "telemetry_rejects",
-                )
+                readings_out = readings
+            rejects_out = [
+                {
+                    **r,
+                    "source_file": rel,
+                    "source_file_sha256": result.data_sha,
+                    "machine_id": machine,
+                    "ingested_at": ingested_at,
+                }
+                for r in parsed.rejects
+            ]
             times = readings["reading_at"]
             outcome |= {
                 "status": "partial" if parsed.truncated else "loaded",
@@ -275,9 +283,39 @@ def _emit(
                 "first_reading_at": pc.min(times).as_py() if n else None,
                 "last_reading_at": pc.max(times).as_py() if n else None,
             }
-    yield _table([outcome], "landing_files")
-    if on_file:
-        on_file(outcome)
+    return outcome, readings_out, rejects_out
+
+
+def _flush(
+    writer: _ReadingsWriter,
+    readings: list[pa.Table],
+    rejects: list[dict[str, Any]],
+    files: list[dict[str, Any]],
+) -> Iterator[Any]:
+    """Hand a chunk to dlt: readings to the Parquet stream, rejects and outcomes as rows."""
+    if readings:
+        yield from writer.add(readings)
+    if rejects:
+        yield _table(list(rejects), "telemetry_rejects")
+    if files:
+        yield _table(list(files), "landing_files")
+    readings.clear()
+    rejects.clear()
+    files.clear()
+
+
+def _prefetch(items: list[FileItemDict], workers: int) -> Iterator[_FileResult]:
+    """Read and parse in worker threads, in order, a bounded number of files ahead,
+    so that parsing overlaps with writing and memory does not grow with the batch."""
+    ahead = 4 * max(1, workers)
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        pending: deque[Future[_FileResult]] = deque()
+        for item in items:
+            pending.append(pool.submit(_read_and_parse, item))
+            if len(pending) >= ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 class _ReadingsWriter:
@@ -292,20 +330,24 @@ class _ReadingsWriter:
     follow the table schema's order, so dlt imports the file as it is.
     """
 
-    def __init__(self, load_id: str, staging_dir: str) -> None:
+    def __init__(self, load_id: str, staging_dir: str, max_rows: int = 2_000_000) -> None:
         self.load_id = load_id
         self.staging_dir = Path(staging_dir)
         self.writer: pq.ParquetWriter | None = None
         self.path: Path | None = None
         self.rows = 0
+        self.max_rows = max_rows
 
     def add(self, tables: list[pa.Table]) -> Iterator[Any]:
         chunk = pa.concat_tables(tables, promote_options="default")
         chunk = chunk.append_column(
             "_dlt_load_id", pa.repeat(pa.scalar(self.load_id), chunk.num_rows)
         )
-        if self.writer and set(chunk.column_names) - set(self.writer.schema.names):
-            yield from self.close()  # a new sensor: the next file gets the wider schema
+        if self.writer and (
+            set(chunk.column_names) - set(self.writer.schema.names)  # a new sensor column
+            or self.rows >= self.max_rows  # or big enough: DuckDB's memory stays bounded
+        ):
+            yield from self.close()
         if self.writer is None:
             self._open(chunk.schema)
         assert self.writer is not None

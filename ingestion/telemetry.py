@@ -69,7 +69,12 @@ def sha256(data: bytes) -> str:
 def _decode_header(data: bytes) -> tuple[str, str]:
     """(encoding, header text). UTF-8 unless the header itself is not valid UTF-8."""
     head = data[:HEADER_SCAN_BYTES]
-    if b"\x00" in head[:4096]:
+    block = 0  # header block and header row: the part that must be text
+    for line in head.split(b"\n"):
+        block += len(line) + 1
+        if not line.startswith(b"#"):
+            break
+    if b"\x00" in head[:block]:
         raise QuarantineError("binary file: NUL bytes in the header")
     cut = head.rfind(b"\n")
     head = head[: cut + 1] if cut >= 0 else head
@@ -195,6 +200,17 @@ def parse_telemetry(data: bytes) -> ParsedTelemetry:
         delimiter=";", quote_char=False, invalid_row_handler=on_invalid, ignore_empty_lines=False
     )
     typed = {c: pa.string() for c in FIXED_COLUMNS} | {c: pa.float64() for c in header.sensors}
+    if not body:  # no complete row (an hour file cut inside its only row, or header only)
+        empty = pa.table({c: pa.array([], t) for c, t in typed.items()})
+        table, _ = _finish(empty, np.empty(0, dtype=np.int64), header)
+        return ParsedTelemetry(
+            header=header,
+            encoding=encoding,
+            readings=table,
+            rejects=rejects,
+            rows_read=len(rejects),
+            truncated=truncated,
+        )
     try:
         table = pcsv.read_csv(
             pa.py_buffer(body),

@@ -168,6 +168,91 @@ def simulate(
 
 
 @app.command()
+def ingest(
+    landing: Annotated[
+        str, typer.Option(help="Landing area: folder or fsspec URL. [env: SHOPFLOOR_LANDING]")
+    ] = "",
+    data_dir: Annotated[
+        str, typer.Option(help="Data folder (warehouse, quarantine). [env: SHOPFLOOR_DATA_DIR]")
+    ] = "",
+    warehouse: Annotated[
+        str, typer.Option(help="DuckDB file. [default: <data dir>/warehouse.duckdb]")
+    ] = "",
+    lakehouse: Annotated[
+        str, typer.Option(help="Load Parquet to this folder or URL instead of DuckDB.")
+    ] = "",
+    workers: Annotated[int, typer.Option(min=1, help="Parser threads.")] = 2,
+) -> None:
+    """Load new and changed machine files, the maintenance log and the registry.
+
+    Incremental and idempotent: files already ingested are skipped, re-sent copies
+    are recorded as duplicates, unreadable files are quarantined with their reason.
+    Exits non-zero only when the run itself failed; bad files are reported, not fatal.
+    """
+    from rich.progress import TaskProgressColumn
+
+    from ingestion.pipeline import IngestConfig, run_ingest
+
+    cfg = IngestConfig(
+        landing=landing or config.landing_url(),
+        data_dir=data_dir or config.data_dir(),
+        warehouse=warehouse,
+        lakehouse=lakehouse,
+        workers=workers,
+    )
+    console.print(
+        f"Ingesting [cyan]{cfg.landing}[/] into [cyan]{cfg.lakehouse or cfg.warehouse}[/]"
+    )
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[mb]:,.0f} MB"),
+        TextColumn("{task.fields[rate]:,.0f} rows/s"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("listing files", total=None, mb=0.0, rate=0.0)
+        totals = {"bytes": 0, "rows": 0}
+        started = datetime.now(UTC)
+
+        def listed(n_listed: int, n_new: int) -> None:
+            progress.update(task, total=n_new, description=f"{n_new:,} new of {n_listed:,} files")
+
+        def done(outcome: dict[str, object]) -> None:
+            totals["bytes"] += int(outcome["size_bytes"])  # type: ignore[call-overload]
+            totals["rows"] += int(outcome["rows_loaded"])  # type: ignore[call-overload]
+            elapsed = max((datetime.now(UTC) - started).total_seconds(), 1e-3)
+            progress.update(
+                task, advance=1, mb=totals["bytes"] / 1e6, rate=totals["rows"] / elapsed
+            )
+
+        summary = run_ingest(cfg, on_file=done, on_listed=listed)
+
+    table = Table(title=f"Ingest run {summary.load_id or ''}", show_header=False)
+    table.add_row("files listed / new", f"{summary.files_listed:,} / {summary.files_new:,}")
+    table.add_row("loaded", f"{summary.files_loaded:,}")
+    table.add_row("partial (truncated)", f"{summary.files_partial:,}")
+    table.add_row("quarantined", f"{summary.files_quarantined:,}")
+    table.add_row("duplicates skipped", f"{summary.files_duplicate:,}")
+    table.add_row(
+        "rows read / loaded / rejected",
+        f"{summary.rows_read:,} / {summary.rows_loaded:,} / {summary.rows_rejected:,}",
+    )
+    table.add_row("data", f"{summary.bytes_read / 1e6:,.1f} MB in {summary.seconds:.1f} s")
+    table.add_row("status", summary.status)
+    console.print(table)
+    for q in summary.quarantined[:10]:
+        console.print(f"[yellow]quarantined[/] {q['file']}: {q['reason']}")
+    if len(summary.quarantined) > 10:
+        console.print(f"... and {len(summary.quarantined) - 10} more (table raw.landing_files)")
+    if summary.status != "succeeded":
+        console.print(f"[red]ingest failed:[/] {summary.error}")
+        raise typer.Exit(1)
+
+
+@app.command()
 def demo(
     data: Annotated[str, typer.Option(help="Data folder for the demo.")] = "",
     days: Annotated[int, typer.Option(min=1, help="Days of sample history.")] = 30,

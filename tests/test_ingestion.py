@@ -1,0 +1,417 @@
+"""Ingestion against a simulated fleet and its ground-truth manifest: real dlt
+pipelines into real DuckDB files in temporary folders."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from ingestion.pipeline import IngestConfig, IngestSummary, run_ingest
+from shopfloor.simulator.defects import DefectRates
+from shopfloor.simulator.fleet import TECHNICIANS, FleetConfig
+from shopfloor.simulator.simulate import SimulationConfig, simulate
+from tests.contract import parse
+
+KEY = "test-pseudonym-key"
+
+
+@pytest.fixture(autouse=True)
+def _pseudonym_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHOPFLOOR_PSEUDONYM_KEY", KEY)
+
+
+def make_fleet(
+    out: Path,
+    *,
+    machines: int = 4,
+    hours: int = 48,
+    interval: int = 60,
+    defects: str = "stress",
+    seed: int = 11,
+) -> Path:
+    simulate(
+        SimulationConfig(
+            out=str(out),
+            fleet=FleetConfig(machines=machines, hours=hours, seed=seed),
+            sample_interval_s=interval,
+            defects=DefectRates.profile(defects),
+            workers=1,
+        )
+    )
+    return out
+
+
+def ingest(landing: Path, data: Path) -> IngestSummary:
+    summary = run_ingest(IngestConfig(landing=str(landing), data_dir=str(data)))
+    assert summary.status == "succeeded", summary.error
+    return summary
+
+
+def query(data: Path, sql: str) -> list[tuple[Any, ...]]:
+    with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def manifest(fleet: Path) -> list[dict[str, Any]]:
+    lines = (fleet / "ground_truth/defects.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, IngestSummary]:
+    os.environ["SHOPFLOOR_PSEUDONYM_KEY"] = KEY
+    fleet = make_fleet(tmp_path_factory.mktemp("fleet"))
+    data = tmp_path_factory.mktemp("data")
+    return fleet, data, ingest(fleet / "landing", data)
+
+
+def outcomes(data: Path) -> dict[str, dict[str, Any]]:
+    cols = [
+        "relative_path",
+        "status",
+        "reason",
+        "rows_read",
+        "rows_loaded",
+        "rows_rejected",
+        "encoding",
+        "duplicate_of",
+        "quarantine_path",
+    ]
+    rows = query(data, f"select {', '.join(cols)} from raw.landing_files")
+    return {r[0]: dict(zip(cols, r, strict=True)) for r in rows}
+
+
+def test_every_file_has_exactly_one_outcome(loaded: tuple[Path, Path, IngestSummary]) -> None:
+    fleet, data, summary = loaded
+    on_disk = {
+        str(p.relative_to(fleet / "landing")) for p in (fleet / "landing/telemetry").rglob("*.txt")
+    }
+    seen = outcomes(data)
+    assert set(seen) == on_disk
+    assert summary.files_new == len(on_disk)
+    assert {o["status"] for o in seen.values()} <= {"loaded", "partial", "quarantined", "duplicate"}
+
+
+def test_counts_reconcile_for_every_file(loaded: tuple[Path, Path, IngestSummary]) -> None:
+    fleet, data, _ = loaded
+    readings = dict(
+        query(data, "select source_file, count(*) from raw.telemetry_readings group by 1")
+    )
+    rejects = dict(
+        query(data, "select source_file, count(*) from raw.telemetry_rejects group by 1")
+    )
+    for rel, o in outcomes(data).items():
+        assert o["rows_read"] == o["rows_loaded"] + o["rows_rejected"], rel
+        assert readings.get(rel, 0) == o["rows_loaded"], rel
+        assert rejects.get(rel, 0) == o["rows_rejected"], rel
+        if o["status"] in ("loaded", "partial"):  # rows read = data lines in the file
+            raw = (fleet / "landing" / rel).read_bytes()
+            header_lines = 9
+            assert o["rows_read"] == raw.count(b"\n") - header_lines + (
+                0 if raw.endswith(b"\n") else 1
+            ), rel
+
+
+def test_defects_are_handled_as_the_manifest_says(
+    loaded: tuple[Path, Path, IngestSummary],
+) -> None:
+    fleet, data, _ = loaded
+    seen = outcomes(data)
+    reject_rows = query(
+        data, "select source_file, line_number, reason, raw_line from raw.telemetry_rejects"
+    )
+    seen_as = {rel: o["duplicate_of"] or rel for rel, o in seen.items()}  # a re-sent copy
+    rejects = {(f, line): (reason, raw) for f, line, reason, raw in reject_rows}
+    expected_rejects: set[tuple[str, int]] = set()
+    by_class: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for d in manifest(fleet):
+        by_class[d["defect"]].append(d)
+    assert set(by_class) >= {
+        "truncated",
+        "empty_file",
+        "resend_other_name",
+        "garbage_line",
+        "wrong_column_count",
+        "non_numeric",
+        "sensor_dropout",
+        "latin1_encoding",
+        "firmware_new_column",
+        "offset_change",
+        "clock_drift",
+        "missing_hour",
+        "spike",
+        "stuck_sensor",
+    }
+    for d in by_class["truncated"]:
+        assert seen[seen_as[d["file"]]]["status"] == "partial"
+        assert rejects[(seen_as[d["file"]], d["line"])][0].startswith("truncated")
+        expected_rejects.add((seen_as[d["file"]], d["line"]))
+    for d in by_class["empty_file"]:
+        o = seen[d["file"]]
+        assert (o["status"], o["reason"]) == ("quarantined", "empty file")
+        assert Path(o["quarantine_path"]).exists()
+        reason = json.loads(Path(o["quarantine_path"] + ".reason.json").read_text())
+        assert reason["reason"] == "empty file"
+    for d in by_class["resend_other_name"]:
+        o = seen[d["file"]]
+        original = seen[d["original"]]
+        if (fleet / "landing" / d["original"]).stat().st_size:
+            # the earlier delivery is kept (the original, unless it was re-sent later)
+            kept, dup = (original, o) if original["status"] != "duplicate" else (o, original)
+            assert dup["status"] == "duplicate" and dup["duplicate_of"] == kept["relative_path"]
+            assert dup["rows_loaded"] == 0 and kept["rows_loaded"] > 0
+    for kind, prefix in (
+        ("garbage_line", "binary garbage"),
+        ("wrong_column_count", "wrong column count"),
+        ("non_numeric", "non-numeric value in"),
+    ):
+        for d in by_class[kind]:
+            reason, raw = rejects[(seen_as[d["file"]], d["line"])]
+            encoding = seen[seen_as[d["file"]]]["encoding"]
+            if not (kind == "garbage_line" and encoding == "latin-1"):
+                assert reason.startswith(prefix), (d, reason)
+            if kind == "non_numeric":
+                assert d["column"] in reason and d["value"] in raw
+            expected_rejects.add((seen_as[d["file"]], d["line"]))
+    assert set(rejects) == expected_rejects, "every reject is a defect the manifest lists"
+    for d in by_class["latin1_encoding"]:
+        assert seen[seen_as[d["file"]]]["encoding"] == "latin-1"
+        assert seen[seen_as[d["file"]]]["status"] in ("loaded", "partial")
+    for d in by_class["sensor_dropout"]:
+        nulls = query(
+            data,
+            f"select count(*) from raw.telemetry_readings where source_file = "
+            f"'{d['file']}' and source_line between {d['line_start']} and "
+            f"{d['line_end']} and {d['column']} is null",
+        )[0][0]
+        assert nulls >= 1
+    for d in by_class["offset_change"]:
+        (offset,) = query(
+            data,
+            "select distinct utc_offset_min from raw.telemetry_readings "
+            f"where source_file = '{d['file']}'",
+        )
+        assert offset == (d["offset_h"] * 60,)
+    # whatever the clock did, a file's first reading is in the UTC hour its name says
+    firsts = query(
+        data, "select source_file, min(reading_at) from raw.telemetry_readings group by 1"
+    )
+    drifted = {seen_as[d["file"]] for d in by_class["clock_drift"]}
+    for rel, first in firsts:
+        hour = rel.rsplit("_", 1)[1][:11]
+        if rel not in drifted:
+            assert f"{first.astimezone(UTC):%Y%m%dT%H}" == hour, rel
+
+
+def test_new_sensor_column_flows_in(loaded: tuple[Path, Path, IngestSummary]) -> None:
+    fleet, data, _ = loaded
+    for d in manifest(fleet):
+        if d["defect"] == "firmware_new_column":
+            col, machine, hour = d["column"], d["machine_id"], d["hour"]
+            before, after = query(
+                data,
+                f"""
+                select count({col}) filter (where reading_at < '{hour}'),
+                       count({col}) filter (where reading_at >= '{hour}')
+                from raw.telemetry_readings where machine_id = '{machine}'""",
+            )[0]
+            assert before == 0 and after > 0, (col, machine)
+
+
+def test_personal_data_never_reaches_the_warehouse(tmp_path: Path) -> None:
+    fleet = make_fleet(tmp_path / "fleet", machines=3, hours=24 * 21, interval=3600)
+    data = tmp_path / "data"
+    ingest(fleet / "landing", data)
+    log = (fleet / "landing/maintenance/maintenance_log.csv").read_text()
+    assert any(name in log for name in TECHNICIANS)  # the export does name people
+    columns = {
+        c
+        for (c,) in query(
+            data,
+            "select column_name from information_schema.columns "
+            "where table_name = 'maintenance_log'",
+        )
+    }
+    assert "technician_key" in columns and not {"technician", "notes"} & columns
+    keys = [k for (k,) in query(data, "select technician_key from raw.maintenance_log")]
+    assert keys and all(k.startswith("tech_") for k in keys)
+    text_columns = query(
+        data,
+        "select table_schema, table_name, column_name from "
+        "information_schema.columns where data_type = 'VARCHAR'",
+    )
+    with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
+        for schema, table, column in text_columns:
+            if column.startswith("_dlt") or table.startswith("_dlt"):
+                continue  # dlt's random ids and bookkeeping
+            for name in TECHNICIANS:
+                for part in name.split():  # first names and surnames, as whole words
+                    hits = con.execute(
+                        f'select count(*) from "{schema}"."{table}" '
+                        f'where regexp_matches("{column}", ?)',
+                        [rf"(?i)\b{part}\b"],
+                    ).fetchone()
+                    assert hits == (0,), (schema, table, column, part)
+
+
+def test_second_run_is_a_no_op(loaded: tuple[Path, Path, IngestSummary]) -> None:
+    fleet, data, first = loaded
+    tables = (
+        "telemetry_readings",
+        "telemetry_rejects",
+        "landing_files",
+        "maintenance_log",
+        "machine_registry",
+    )
+    before = {t: query(data, f"select count(*) from raw.{t}")[0][0] for t in tables}
+    again = ingest(fleet / "landing", data)
+    after = {t: query(data, f"select count(*) from raw.{t}")[0][0] for t in tables}
+    assert after == before
+    assert (again.files_listed, again.files_new) == (first.files_listed, 0)
+    runs = query(data, "select files_new, status from raw.ingest_runs order by started_at")
+    assert runs[-1] == (0, "succeeded") and len(runs) >= 2
+
+
+def test_resent_files_add_no_rows(tmp_path: Path) -> None:
+    fleet = make_fleet(tmp_path / "fleet", machines=2, hours=6, defects="none")
+    data = tmp_path / "data"
+    ingest(fleet / "landing", data)
+    rows = query(data, "select count(*) from raw.telemetry_readings")[0][0]
+    files = sorted((fleet / "landing/telemetry").rglob("*.txt"))
+    same_name, other = files[0], files[1]
+    os.utime(same_name, (time.time(), time.time()))  # re-uploaded under the same name
+    shutil.copy(other, other.with_name(other.stem + " (1).txt"))  # and under another
+    second = ingest(fleet / "landing", data)
+    assert (second.files_new, second.files_duplicate, second.rows_loaded) == (2, 2, 0)
+    assert query(data, "select count(*) from raw.telemetry_readings")[0][0] == rows
+
+
+def test_column_that_disappears_becomes_null(tmp_path: Path) -> None:
+    fleet = make_fleet(tmp_path / "fleet", machines=1, hours=3, defects="none")
+    files = sorted((fleet / "landing/telemetry").rglob("*.txt"))
+    held = tmp_path / "held"
+    held.mkdir()
+    last = files[-1]
+    # the last hour comes without its last sensor column (a firmware that dropped it)
+    text = last.read_text().splitlines()
+    dropped = text[8].split(";")[-1]
+    body = [";".join(line.split(";")[:-1]) if not line.startswith("#") else line for line in text]
+    shutil.move(last, held / last.name)
+    data = tmp_path / "data"
+    ingest(fleet / "landing", data)
+    last.write_text("\n".join(body) + "\n")
+    ingest(fleet / "landing", data)
+    counts = query(
+        data,
+        f"select count(*), count({dropped}) from raw.telemetry_readings "
+        f"where source_file like '%{last.name}'",
+    )
+    assert counts == [(60, 0)]
+
+
+def _ingest_child(landing: Path, data: Path) -> subprocess.Popen[bytes]:
+    code = (
+        "import sys; from ingestion.pipeline import IngestConfig, run_ingest; "
+        "s = run_ingest(IngestConfig(landing=sys.argv[1], data_dir=sys.argv[2])); "
+        "sys.exit(0 if s.status == 'succeeded' else 1)"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", code, str(landing), str(data)],
+        env={**os.environ, "SHOPFLOOR_PSEUDONYM_KEY": KEY},
+    )
+
+
+KILL_POINTS = {
+    # while files are parsed and the readings Parquet is being written
+    "extract": ".dlt/staging/*.parquet",
+    # while the package's jobs load into DuckDB
+    "load": ".dlt/shopfloor_landing/load/normalized/*/started_jobs/*",
+    # after the data load, while dlt completes the package
+    "complete": ".dlt/shopfloor_landing/load/normalized/*/completed_jobs/telemetry_readings*",
+}
+
+
+@pytest.mark.parametrize("kill_at", list(KILL_POINTS))
+def test_killed_ingest_loses_nothing_and_duplicates_nothing(tmp_path: Path, kill_at: str) -> None:
+    fleet = make_fleet(tmp_path / "fleet", machines=4, hours=24, interval=2, defects="realistic")
+    data = tmp_path / "data"
+    child = _ingest_child(fleet / "landing", data)
+    deadline = time.monotonic() + 120
+    while not list(data.glob(KILL_POINTS[kill_at])):
+        assert child.poll() is None, "the run ended before reaching the kill point"
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    child.send_signal(signal.SIGKILL)
+    assert child.wait() == -signal.SIGKILL
+    ingest(fleet / "landing", data)
+    expected: dict[str, int] = {}
+    for path in (fleet / "landing/telemetry").rglob("*.txt"):
+        raw = path.read_bytes()
+        if raw:
+            expected[str(path.relative_to(fleet / "landing"))] = len(parse(raw).rows)
+    # readings are unique on (file content, line); staging deduplicates on that key
+    got = dict(
+        query(
+            data,
+            """
+        select source_file, count(distinct source_line)
+        from raw.telemetry_readings group by source_file""",
+        )
+    )
+    resends = {p for p in expected if p.endswith(" (1).txt")}
+    for rel, n in expected.items():
+        if rel not in resends:
+            assert got.get(rel, 0) == n, rel
+    assert not resends & set(got), "re-sent copies add no readings"
+    dupes = query(
+        data,
+        """
+        select count(*) from (select source_file_sha256, source_line, count(distinct
+        _dlt_load_id) as loads from raw.telemetry_readings group by 1, 2) where loads > 1""",
+    )
+    assert dupes == [(0,)], "a reading came from two different loads"
+    total, distinct = query(
+        data,
+        """select count(*), count(distinct (source_file_sha256,
+        source_line)) from raw.telemetry_readings""",
+    )[0]
+    assert total == distinct, "no reading twice, even in raw, at these kill points"
+
+
+def test_cli_ingest_reports_and_exits_zero_with_quarantined_files(
+    loaded: tuple[Path, Path, IngestSummary], tmp_path: Path
+) -> None:
+    fleet, _, _ = loaded
+    result = subprocess.run(
+        ["shopfloor", "ingest", "--landing", str(fleet / "landing"), "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "120"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "quarantined" in result.stdout and "empty file" in result.stdout
+    failed = subprocess.run(
+        [
+            "shopfloor",
+            "ingest",
+            "--landing",
+            "s3-nowhere://bucket",
+            "--data-dir",
+            str(tmp_path / "x"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert failed.returncode == 1 and "ingest failed" in failed.stdout
