@@ -100,7 +100,14 @@ def make_pipeline(cfg: IngestConfig) -> dlt.Pipeline:
         # raw tables carry their own order (source_file, source_line): letting DuckDB
         # insert in any order makes the load of a run's readings ~40% faster
         destination = dlt.destinations.duckdb(
-            DuckDbCredentials(cfg.warehouse, global_config={"preserve_insertion_order": False})
+            DuckDbCredentials(
+                cfg.warehouse,
+                global_config={
+                    "preserve_insertion_order": False,
+                    # a bounded buffer pool keeps peak memory flat however big the batch
+                    "memory_limit": os.environ.get("SHOPFLOOR_DUCKDB_MEMORY", "512MB"),
+                },
+            )
         )
     return dlt.pipeline(
         pipeline_name=PIPELINE_NAME,

@@ -107,8 +107,14 @@ def landing_source(
 ) -> Sequence[Any]:
     """The landing area's telemetry files, maintenance export and registry."""
     known = known or KnownFiles()
+    # one fsspec filesystem for everything the source reads: credentials and endpoints
+    # come from fsspec's usual configuration (environment, ~/.aws, fsspec config)
+    landing_fs, _ = fsspec.core.url_to_fs(landing_url)
     listing = filesystem(
-        bucket_url=landing_url, file_glob=TELEMETRY_GLOB, files_per_page=1_000_000
+        bucket_url=landing_url,
+        credentials=landing_fs,
+        file_glob=TELEMETRY_GLOB,
+        files_per_page=1_000_000,
     ).with_name("telemetry_listing")
 
     @dlt.transformer(name="telemetry", data_from=listing)
@@ -330,7 +336,7 @@ class _ReadingsWriter:
     follow the table schema's order, so dlt imports the file as it is.
     """
 
-    def __init__(self, load_id: str, staging_dir: str, max_rows: int = 2_000_000) -> None:
+    def __init__(self, load_id: str, staging_dir: str, max_rows: int = 250_000) -> None:
         self.load_id = load_id
         self.staging_dir = Path(staging_dir)
         self.writer: pq.ParquetWriter | None = None
