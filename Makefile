@@ -17,6 +17,7 @@ demo: setup
 lint: setup
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
+	$(UV) run sqlfluff lint dbt_project/models dbt_project/tests dbt_project/macros
 
 typecheck: setup
 	$(UV) run mypy

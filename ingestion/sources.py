@@ -336,7 +336,7 @@ class _ReadingsWriter:
     follow the table schema's order, so dlt imports the file as it is.
     """
 
-    def __init__(self, load_id: str, staging_dir: str, max_rows: int = 250_000) -> None:
+    def __init__(self, load_id: str, staging_dir: str, max_rows: int = 1_000_000) -> None:
         self.load_id = load_id
         self.staging_dir = Path(staging_dir)
         self.writer: pq.ParquetWriter | None = None

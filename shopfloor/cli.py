@@ -253,6 +253,57 @@ def ingest(
 
 
 @app.command()
+def build(
+    data_dir: Annotated[
+        str, typer.Option(help="Data folder holding the warehouse. [env: SHOPFLOOR_DATA_DIR]")
+    ] = "",
+    select: Annotated[str | None, typer.Option(help="dbt node selection, e.g. marts.")] = None,
+    full_refresh: Annotated[bool, typer.Option(help="Rebuild incremental models.")] = False,
+) -> None:
+    """Build and test the dbt warehouse (`dbt build`): staging, marts, tests, contracts."""
+    from shopfloor.dbt import run_dbt
+
+    args = ["build"] + (["--select", select] if select else [])
+    args += ["--full-refresh"] if full_refresh else []
+    result = run_dbt(args, data_dir or config.data_dir())
+    if not result.success:
+        console.print("[red]dbt build failed[/] (see the log above)")
+        raise typer.Exit(1)
+
+
+@app.command()
+def docs(
+    data_dir: Annotated[
+        str, typer.Option(help="Data folder holding the warehouse. [env: SHOPFLOOR_DATA_DIR]")
+    ] = "",
+    serve: Annotated[
+        bool, typer.Option(help="Serve the site on localhost after building.")
+    ] = False,
+    port: Annotated[int, typer.Option(help="Port for --serve.")] = 8080,
+) -> None:
+    """Generate the dbt docs site as one static HTML file (lineage, models, columns)."""
+    from pathlib import Path
+
+    from shopfloor.dbt import run_dbt
+
+    data = data_dir or config.data_dir()
+    result = run_dbt(["docs", "generate", "--static"], data)
+    if not result.success:
+        console.print("[red]dbt docs generate failed[/]")
+        raise typer.Exit(1)
+    site = Path(data).resolve() / "dbt_target" / "static_index.html"
+    console.print(f"Docs site: [cyan]{site}[/] (one file, opens offline)")
+    if serve:
+        import functools
+        import http.server
+
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=site.parent)
+        with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as httpd:
+            console.print(f"Serving on http://127.0.0.1:{port}/static_index.html (Ctrl-C stops)")
+            httpd.serve_forever()
+
+
+@app.command()
 def demo(
     data: Annotated[str, typer.Option(help="Data folder for the demo.")] = "",
     days: Annotated[int, typer.Option(min=1, help="Days of sample history.")] = 30,

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scipy.stats import mannwhitneyu
+from sklearn.metrics import roc_auc_score
 
 from shopfloor.simulator.defects import ALL_DEFECTS, NON_NUMERIC_TOKENS, DefectRates
 from shopfloor.simulator.fleet import FleetConfig
@@ -306,6 +307,29 @@ def test_failure_physics_precede_failures(tmp_path: Path) -> None:
     assert len(before) >= 20 and len(healthy) >= 50
     result = mannwhitneyu(before, healthy, alternative="greater")
     assert result.pvalue < 1e-3, (np.median(before), np.median(healthy))
+
+    # ...but not trivially: no single raw sensor separates the next 24 h well
+    labels, columns = [], defaultdict(list)
+    all_sensors = {s for vals in means.values() for hv in vals.values() for s in hv}
+    for f_machine, hours in means.items():
+        at = [
+            datetime.fromisoformat(f["failure_at"])
+            for f in failures
+            if f["machine_id"] == f_machine
+        ]
+        for h, v in hours.items():
+            labels.append(any(timedelta(0) < t - h <= timedelta(hours=24) for t in at))
+            for sensor in all_sensors:
+                columns[sensor].append(v.get(sensor, np.nan))
+    y = np.array(labels)
+    best = 0.0
+    for values in columns.values():
+        x = np.array(values)
+        ok = ~np.isnan(x)
+        if y[ok].sum() >= 5 and (~y[ok]).sum() >= 5:
+            auc = roc_auc_score(y[ok], x[ok])
+            best = max(best, auc, 1 - auc)
+    assert 0.55 < best < 0.85, best
 
 
 def test_run_meets_contract_mtime(dirty: Path) -> None:

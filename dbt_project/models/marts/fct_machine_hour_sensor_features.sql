@@ -1,0 +1,64 @@
+{#
+    Per machine, hour and sensor: look-back windows over the hourly means of
+    the sensor while the machine ran (6 h and 24 h mean, standard deviation and
+    slope per hour). Windows only look back. Long, like fct_machine_hour_sensors:
+    a new sensor becomes new rows with no SQL edited.
+#}
+with
+
+sensor_hours as (
+
+    select
+        machine_id,
+        hour_at,
+        sensor,
+        value_mean,
+        value_std,
+        value_p95,
+        run_value_mean,
+        spike_count,
+        stuck_count,
+        out_of_range_count,
+        epoch(hour_at) / 3600.0 as hour_number
+    from {{ ref('fct_machine_hour_sensors') }}
+
+),
+
+final as (
+
+    select
+        machine_id,
+        hour_at,
+        sensor,
+        value_mean,
+        value_std,
+        value_p95,
+        run_value_mean,
+        avg(run_value_mean) over last_6h as run_mean_6h,
+        stddev_samp(run_value_mean) over last_6h as run_std_6h,
+        -- a slope needs three hours at least; fewer give NULL, not NaN
+        case
+            when count(run_value_mean) over last_6h >= 3
+                then regr_slope(run_value_mean, hour_number) over last_6h
+        end as run_slope_6h,
+        avg(run_value_mean) over last_24h as run_mean_24h,
+        stddev_samp(run_value_mean) over last_24h as run_std_24h,
+        case
+            when count(run_value_mean) over last_24h >= 3
+                then regr_slope(run_value_mean, hour_number) over last_24h
+        end as run_slope_24h,
+        (sum(spike_count + stuck_count + out_of_range_count) over last_24h)::bigint as flags_24h
+    from sensor_hours
+    window
+        last_6h as (
+            partition by machine_id, sensor order by hour_at
+            range between interval 5 hour preceding and current row
+        ),
+        last_24h as (
+            partition by machine_id, sensor order by hour_at
+            range between interval 23 hour preceding and current row
+        )
+
+)
+
+select * from final
