@@ -306,16 +306,20 @@ def docs(
 @app.command()
 def demo(
     data: Annotated[str, typer.Option(help="Data folder for the demo.")] = "",
-    days: Annotated[int, typer.Option(min=1, help="Days of sample history.")] = 30,
+    days: Annotated[int, typer.Option(min=1, help="Days of sample history.")] = 14,
 ) -> None:
     """Run shopfloor end to end on a built-in sample fleet (no server needed).
 
-    Simulates 10 machines for 30 days at one reading a minute, with realistic file
-    defects, into the data folder. Later stages (ingest, dbt build, train, score)
-    run on the same folder.
+    Simulates 10 machines for 14 days at one reading a minute with realistic file
+    defects, ingests the files into a DuckDB warehouse, builds and tests the dbt
+    marts, generates the docs site, and prints where to look.
     """
+    from pathlib import Path
+
+    data_dir = data or config.data_dir()
+    console.rule("1/4 simulate the plant's machines")
     simulate(
-        out=data or config.data_dir(),
+        out=data_dir,
         machines=10,
         days=days,
         hours=None,
@@ -327,6 +331,30 @@ def demo(
         wear_scale=1.5,
         skip_existing=False,
         workers=0,
+    )
+    console.rule("2/4 ingest (dlt -> DuckDB)")
+    ingest(
+        landing=str(Path(data_dir) / "landing"),
+        data_dir=data_dir,
+        warehouse="",
+        lakehouse="",
+        workers=2,
+    )
+    console.rule("3/4 build and test the warehouse (dbt)")
+    build(data_dir=data_dir, select=None, full_refresh=False)
+    console.rule("4/4 docs site")
+    docs(data_dir=data_dir, serve=False, port=8080)
+    warehouse = Path(data_dir).resolve() / "warehouse.duckdb"
+    console.rule("done")
+    console.print(
+        f"Warehouse: [cyan]{warehouse}[/] (schemas raw, main, marts)\n"
+        f"Docs site: [cyan]{Path(data_dir).resolve() / 'dbt_target' / 'static_index.html'}[/]\n"
+        "Open it with any DuckDB 1.5 client (duckdb CLI, DBeaver, Metabase's DuckDB driver)"
+        " and try:\n"
+        "  select * from marts.fct_data_quality order by data_date, machine_id;\n"
+        "  select machine_id, hour_at, completeness, is_clock_jump from marts.fct_machine_hours"
+        " where is_missing_hour or is_clock_jump;\n"
+        "  select * from marts.fct_machine_hour_features where will_fail_within_horizon;"
     )
 
 
