@@ -152,39 +152,37 @@ def landing_source(
         yield from _flush(writer, readings, rejects, files)
         yield from writer.close()
 
+    def changed(path: str) -> bytes | None:
+        """The file's bytes if it exists and changed since this resource last loaded it."""
+        fs, root = fsspec.core.url_to_fs(landing_url)
+        full = f"{root.rstrip('/')}/{path}"
+        if not fs.exists(full):
+            return None
+        data: bytes = fs.cat_file(full)
+        return None if dlt.current.resource_state().get("sha256") == sha256(data) else data
+
     @dlt.resource(name="maintenance_log", write_disposition="append")
     def maintenance_log() -> Iterator[Any]:
         """A snapshot of the work-order export, each time its content changes."""
-        fs, root = fsspec.core.url_to_fs(landing_url)
-        path = f"{root.rstrip('/')}/{MAINTENANCE_PATH}"
-        if not fs.exists(path):
+        if (data := changed(MAINTENANCE_PATH)) is None:
             return
-        data = fs.cat_file(path)
-        state = dlt.current.resource_state()
         digest = sha256(data)
-        if state.get("sha256") == digest:
-            return
         table = parse_maintenance_log(data, pseudonym_key)
-        table = table.append_column("source_file_sha256", pa.array([digest] * table.num_rows))
+        n = table.num_rows
+        table = table.append_column("source_file_sha256", pa.repeat(pa.scalar(digest), n))
         table = table.append_column(
-            "ingested_at", pa.array([datetime.now(UTC)] * table.num_rows, pa.timestamp("us", "UTC"))
+            "ingested_at", pa.repeat(pa.scalar(datetime.now(UTC), pa.timestamp("us", "UTC")), n)
         )
         yield table
-        state["sha256"] = digest
+        dlt.current.resource_state()["sha256"] = digest
 
     def registry(name: str, path: str) -> Any:
         @dlt.resource(name=name, write_disposition="replace")
         def read() -> Iterator[Any]:
-            fs, root = fsspec.core.url_to_fs(landing_url)
-            full = f"{root.rstrip('/')}/{path}"
-            if not fs.exists(full):
-                return
-            data = fs.cat_file(full)
-            state = dlt.current.resource_state()
-            if state.get("sha256") == sha256(data):
+            if (data := changed(path)) is None:
                 return
             yield pcsv.read_csv(pa.py_buffer(data))
-            state["sha256"] = sha256(data)
+            dlt.current.resource_state()["sha256"] = sha256(data)
 
         return read
 
@@ -313,7 +311,7 @@ def _flush(
 def _prefetch(items: list[FileItemDict], workers: int) -> Iterator[_FileResult]:
     """Read and parse in worker threads, in order, a bounded number of files ahead,
     so that parsing overlaps with writing and memory does not grow with the batch."""
-    ahead = 4 * max(1, workers)
+    ahead = 16 * max(1, workers)
     with ThreadPoolExecutor(max(1, workers)) as pool:
         pending: deque[Future[_FileResult]] = deque()
         for item in items:

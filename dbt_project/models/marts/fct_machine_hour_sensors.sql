@@ -14,15 +14,6 @@
 #}
 with
 
-{% if is_incremental() %}
-    bounds as (
-
-        select max(hour_at) - interval {{ var('lookback_hours') }} hour as start_at
-        from {{ this }}
-
-    ),
-{% endif %}
-
 readings as (
 
     select
@@ -37,7 +28,7 @@ readings as (
         not(is_spike or is_stuck or is_out_of_range) as is_clean
     from {{ ref('int_readings_flagged') }}
     {% if is_incremental() %}
-        where hour_at >= (select bounds.start_at from bounds)
+        where hour_at >= {{ incremental_start() }}
     {% endif %}
 
 ),

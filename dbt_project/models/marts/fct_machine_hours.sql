@@ -14,15 +14,6 @@
 #}
 with
 
-{% if is_incremental() %}
-    bounds as (
-
-        select max(hour_at) - interval {{ var('lookback_hours') }} hour as start_at
-        from {{ this }}
-
-    ),
-{% endif %}
-
 files as (
 
     select
@@ -72,8 +63,8 @@ readings as (
     {% if is_incremental() %}
         -- a file's readings are never before its hour: this filter reaches raw
         where
-            reading_at >= (select bounds.start_at from bounds)
-            and hour_at >= (select bounds.start_at from bounds)
+            reading_at >= {{ incremental_start() }}
+            and hour_at >= {{ incremental_start() }}
     {% endif %}
 
 ),
@@ -105,7 +96,7 @@ flags as (
         count(*) filter (where is_out_of_range) as out_of_range_count
     from {{ ref('int_readings_flagged') }}
     {% if is_incremental() %}
-        where hour_at >= (select bounds.start_at from bounds)
+        where hour_at >= {{ incremental_start() }}
     {% endif %}
     group by machine_id, hour_at
 
@@ -205,7 +196,7 @@ final as (
     left join clock
         on spine.machine_id = clock.machine_id and spine.hour_at = clock.hour_at
     {% if is_incremental() %}
-        where spine.hour_at >= (select bounds.start_at from bounds)
+        where spine.hour_at >= {{ incremental_start() }}
     {% endif %}
 
 )
