@@ -30,20 +30,29 @@ from shopfloor.simulator.fleet import FleetConfig
 from shopfloor.simulator.simulate import SimulationConfig, simulate
 
 _CHILD = """
-import json, resource, sys, time
+import json, sys, time
 from ingestion.pipeline import IngestConfig, run_ingest
+
+def peak_rss_mb():
+    # VmHWM: peak RSS of this process image. Not ru_maxrss, which also counts the
+    # parent's memory at fork time (the parent holds the reference's DuckDB data).
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+
 cfg = IngestConfig(landing=sys.argv[1], data_dir=sys.argv[2])
 t0 = time.perf_counter()
 s = run_ingest(cfg)
 print(json.dumps({"seconds": time.perf_counter() - t0, "rows": s.rows_loaded,
                   "bytes": s.bytes_read, "files": s.files_new, "status": s.status,
                   "error": s.error, "timings": s.timings,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_rss_mb": peak_rss_mb()}))
 """
 
 
 def ingest(landing: Path, data: Path) -> dict:
-    """Run ingestion in a child process so that peak RSS is the run's own."""
+    """Run ingestion in a child process so that its peak RSS is the run's own."""
     out = subprocess.run(
         [sys.executable, "-c", _CHILD, str(landing), str(data)],
         check=True,
