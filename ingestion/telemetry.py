@@ -109,7 +109,7 @@ def parse_header(data: bytes) -> tuple[Header, str]:
     missing = [k for k in REQUIRED_KEYS if k not in keys]
     if missing:
         raise QuarantineError(f"header block lacks {', '.join(missing)}")
-    if i >= len(lines) - 1 and not lines[i:]:
+    if i >= len(lines) or not lines[i].strip():
         raise QuarantineError("no header row after the header block")
     columns = lines[i].rstrip("\r").split(";")
     if len(columns) < 3:

@@ -26,6 +26,11 @@ app = typer.Typer(
 )
 console = Console()
 
+# one data-folder option for every command that reads or writes the warehouse
+DataDirOption = Annotated[
+    str, typer.Option(help="Data folder (warehouse, quarantine, docs). [env: SHOPFLOOR_DATA_DIR]")
+]
+
 
 def _version(value: bool) -> None:
     if value:
@@ -172,9 +177,7 @@ def ingest(
     landing: Annotated[
         str, typer.Option(help="Landing area: folder or fsspec URL. [env: SHOPFLOOR_LANDING]")
     ] = "",
-    data_dir: Annotated[
-        str, typer.Option(help="Data folder (warehouse, quarantine). [env: SHOPFLOOR_DATA_DIR]")
-    ] = "",
+    data_dir: DataDirOption = "",
     warehouse: Annotated[
         str, typer.Option(help="DuckDB file. [default: <data dir>/warehouse.duckdb]")
     ] = "",
@@ -254,9 +257,7 @@ def ingest(
 
 @app.command()
 def build(
-    data_dir: Annotated[
-        str, typer.Option(help="Data folder holding the warehouse. [env: SHOPFLOOR_DATA_DIR]")
-    ] = "",
+    data_dir: DataDirOption = "",
     select: Annotated[str | None, typer.Option(help="dbt node selection, e.g. marts.")] = None,
     full_refresh: Annotated[bool, typer.Option(help="Rebuild incremental models.")] = False,
 ) -> None:
@@ -273,9 +274,7 @@ def build(
 
 @app.command()
 def docs(
-    data_dir: Annotated[
-        str, typer.Option(help="Data folder holding the warehouse. [env: SHOPFLOOR_DATA_DIR]")
-    ] = "",
+    data_dir: DataDirOption = "",
     serve: Annotated[
         bool, typer.Option(help="Serve the site on localhost after building.")
     ] = False,

@@ -415,3 +415,31 @@ def test_cli_ingest_reports_and_exits_zero_with_quarantined_files(
         text=True,
     )
     assert failed.returncode == 1 and "ingest failed" in failed.stdout
+
+
+HEADER = (
+    "# shopfloor machine export v1\n# machine_id: M001\n# model: CNC-M200\n# firmware: 3.2.1\n"
+    "# start_time: 2026-03-02T08:00:00-03:00\n# sample_interval_s: 1\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "empty file"),
+        (b"timestamp;status;a_c\n", "no header block"),
+        (HEADER.encode(), "no header row"),
+        ((HEADER + "timestamp,status,a_c\n").encode(), "wrong delimiter"),
+        ((HEADER + "timestamp;status;a_c;a_c\n").encode(), "invalid or repeated column"),
+        (
+            HEADER.replace("# model: CNC-M200\n", "").encode() + b"timestamp;status;a_c\n",
+            "lacks model",
+        ),
+        (b"# shopfloor\x00\x01\n# machine_id: M1\n", "binary file"),
+    ],
+)
+def test_unreadable_files_get_a_clear_reason(data: bytes, reason: str) -> None:
+    from ingestion.telemetry import QuarantineError, parse_telemetry
+
+    with pytest.raises(QuarantineError, match=reason):
+        parse_telemetry(data)
