@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -13,6 +13,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from shopfloor import config
+
+if TYPE_CHECKING:
+    import duckdb
 
 app = typer.Typer(
     help=(
@@ -300,6 +303,146 @@ def docs(
         with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as httpd:
             console.print(f"Serving on http://127.0.0.1:{port}/static_index.html (Ctrl-C stops)")
             httpd.serve_forever()
+
+
+def _connect(data: str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    import duckdb
+
+    path = config.warehouse_path(data)
+    from pathlib import Path
+
+    if not Path(path).exists():
+        console.print(
+            f"[red]No warehouse at {path}[/]: run `shopfloor ingest` and `shopfloor build`"
+        )
+        raise typer.Exit(1)
+    return duckdb.connect(path, read_only=read_only)
+
+
+@app.command()
+def train(
+    data_dir: DataDirOption = "",
+    seed: Annotated[int, typer.Option(help="Random seed (same data + seed = same model).")] = 42,
+    min_lead_hours: Annotated[
+        float, typer.Option(help="Warning a failure needs to count as caught.")
+    ] = 4.0,
+    cost_failure: Annotated[float, typer.Option(help="Cost of an unplanned failure.")] = 12000.0,
+    cost_visit: Annotated[float, typer.Option(help="Cost of a preventive visit.")] = 1500.0,
+) -> None:
+    """Train, calibrate and evaluate the maintenance model on the feature marts; save a version.
+
+    Train / validation / test are consecutive periods (60/20/20 % of the labelled hours);
+    the alert threshold is chosen on validation; the test period is reported against two
+    baselines (fixed-interval maintenance, best single-sensor rule).
+    """
+    from ml.evaluate import Costs
+    from ml.model import TrainConfig
+    from ml.model import train as train_model
+
+    data = data_dir or config.data_dir()
+    cfg = TrainConfig(
+        seed=seed,
+        min_lead_hours=min_lead_hours,
+        costs=Costs(unplanned_failure=cost_failure, preventive_visit=cost_visit),
+    )
+    with _connect(data, read_only=True) as con, console.status("training..."):
+        try:
+            result = train_model(con, config.models_dir(data), cfg)
+        except ValueError as exc:
+            console.print(f"[red]Cannot train:[/] {exc}")
+            raise typer.Exit(1) from exc
+    meta = result.metadata
+    table = Table(
+        title=f"model {result.version} -- test period {meta['periods']['test_start'][:10]}"
+        f" .. {meta['periods']['test_end'][:10]}"
+    )
+    table.add_column("metric")
+    for name in ("model", "fixed interval", "single sensor"):
+        table.add_column(name, justify="right")
+    metrics = meta["metrics"]
+    methods = ("model", "fixed_interval", "single_sensor")
+    for label, key, fmt in (
+        ("PR-AUC", "pr_auc", "{:.3f}"),
+        ("ROC-AUC", "roc_auc", "{:.3f}"),
+        ("precision", "precision", "{:.2f}"),
+        ("recall", "recall", "{:.2f}"),
+        ("alerts / machine / week", "alerts_per_machine_week", "{:.2f}"),
+        ("failures caught", "failures_caught", "{}"),
+        ("cost", "cost", "{:,.0f}"),
+    ):
+        table.add_row(
+            label,
+            *(
+                fmt.format(metrics[m][key]) if metrics[m][key] is not None else "n/a"
+                for m in methods
+            ),
+        )
+    console.print(table)
+    console.print(
+        f"{len(meta['features'])} features, threshold {meta['threshold']:.3f}; "
+        f"machine-grouped split PR-AUC {metrics['machine_grouped']['pr_auc']:.3f}\n"
+        f"Saved [cyan]{result.path}[/] (model.skops, metadata.json)"
+    )
+
+
+@app.command()
+def score(
+    data_dir: DataDirOption = "",
+    model_version: Annotated[
+        str | None, typer.Option(help="Model version to score with. [default: latest trained]")
+    ] = None,
+) -> None:
+    """Score every machine-hour not yet scored by the model; write ml.machine_hour_scores.
+
+    Idempotent per model version and hour. Run `shopfloor build --select fct_machine_risk`
+    (or `shopfloor run`) afterwards to refresh the risk mart.
+    """
+    from ml.model import load
+    from ml.score import score as score_hours
+
+    data = data_dir or config.data_dir()
+    try:
+        model, meta = load(config.models_dir(data), model_version)
+    except (FileNotFoundError, ValueError) as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from exc
+    with _connect(data) as con, console.status("scoring..."):
+        try:
+            result = score_hours(con, model, meta)
+        except RuntimeError as exc:
+            console.print(f"[red]{exc}[/]")
+            raise typer.Exit(1) from exc
+    console.print(
+        f"model {result.model_version}: {result.hours_scored:,} machine-hours scored "
+        f"({result.hours_already_scored:,} already scored), {result.machines} machines, "
+        f"{result.alerts_now} alerting now"
+    )
+
+
+@app.command()
+def report(
+    data_dir: DataDirOption = "",
+    model_version: Annotated[
+        str | None, typer.Option(help="Model version to report on. [default: latest trained]")
+    ] = None,
+) -> None:
+    """Write the model's evaluation report (Markdown + PNG plots) under <data>/reports/<version>."""
+    from ml.model import load
+    from ml.report import write_report
+
+    data = data_dir or config.data_dir()
+    try:
+        _, meta = load(config.models_dir(data), model_version)
+    except (FileNotFoundError, ValueError) as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from exc
+    with _connect(data, read_only=True) as con:
+        try:
+            path = write_report(con, meta, config.reports_dir(data) / meta["version"])
+        except RuntimeError as exc:
+            console.print(f"[red]{exc}[/]")
+            raise typer.Exit(1) from exc
+    console.print(f"Report: [cyan]{path.resolve()}[/]")
 
 
 @app.command()

@@ -9,10 +9,19 @@
 {#
     One row per machine, UTC hour and sensor: statistics of the hour's clean
     readings (not flagged as spike, stuck or out of range) and the flag counts.
+    The flags are computed here from the wide staged readings (macro
+    flagged_readings, the same rules as int_readings_flagged), so an
+    incremental run's hour filter reaches the raw scan.
     Long on purpose: a sensor a new firmware adds becomes new rows, and the
     contract stays fixed.
 #}
 with
+
+{{ flagged_readings(
+    where_sql=(
+        'reading_at >= ' ~ incremental_start() ~ ' and hour_at >= ' ~ incremental_start()
+    ) if is_incremental() else none
+) }},
 
 readings as (
 
@@ -26,10 +35,7 @@ readings as (
         is_stuck,
         is_out_of_range,
         not(is_spike or is_stuck or is_out_of_range) as is_clean
-    from {{ ref('int_readings_flagged') }}
-    {% if is_incremental() %}
-        where hour_at >= {{ incremental_start() }}
-    {% endif %}
+    from flagged_long
 
 ),
 

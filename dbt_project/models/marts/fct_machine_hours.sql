@@ -87,14 +87,16 @@ reading_counts as (
 
 flags as (
 
+    -- from the per-sensor mart (built first), not from the long readings: one
+    -- row per machine, hour and sensor with at least one reading
     select
         machine_id,
         hour_at,
         count(distinct sensor) as sensors_reporting,
-        count(*) filter (where is_spike) as spike_count,
-        count(*) filter (where is_stuck) as stuck_count,
-        count(*) filter (where is_out_of_range) as out_of_range_count
-    from {{ ref('int_readings_flagged') }}
+        sum(spike_count)::bigint as spike_count,
+        sum(stuck_count)::bigint as stuck_count,
+        sum(out_of_range_count)::bigint as out_of_range_count
+    from {{ ref('fct_machine_hour_sensors') }}
     {% if is_incremental() %}
         where hour_at >= {{ incremental_start() }}
     {% endif %}

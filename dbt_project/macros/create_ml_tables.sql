@@ -1,0 +1,30 @@
+{#
+    The ML step's output tables, created empty when missing (on-run-start), so
+    the marts that read them build before any model is trained. ml/score.py
+    only inserts into them; their shape is declared here once.
+#}
+{% macro create_ml_tables() %}
+    create schema if not exists ml;
+    create table if not exists ml.machine_hour_scores (
+        machine_id varchar not null,
+        hour_at timestamptz not null,
+        model_version varchar not null,
+        risk double not null,
+        threshold double not null,
+        is_alert boolean not null,
+        scored_at timestamptz not null,
+        primary key (machine_id, hour_at, model_version)
+    );
+    create table if not exists ml.machine_risk_reasons (
+        machine_id varchar not null,
+        hour_at timestamptz not null,
+        model_version varchar not null,
+        reason_rank integer not null,
+        feature varchar not null,
+        feature_value double,
+        reference_value double,
+        contribution double not null,
+        scored_at timestamptz not null,
+        primary key (machine_id, model_version, reason_rank)
+    );
+{% endmacro %}

@@ -1,0 +1,20 @@
+{#
+    The sensor columns of a wide readings relation: every column that is not
+    an identifier, so a column a new firmware adds is a sensor with no SQL
+    edited (the same rule as int_readings_unpivoted's UNPIVOT).
+#}
+{% macro sensor_columns(relation) %}
+    {%- set not_sensors = [
+        'machine_id', 'reading_at', 'utc_offset_min', 'status', 'source_line',
+        'source_file', 'source_file_sha256', 'ingested_at', 'load_id', 'hour_at',
+    ] -%}
+    {%- set sensors = [] -%}
+    {%- if execute -%}
+        {%- for column in adapter.get_columns_in_relation(relation) -%}
+            {%- if column.name | lower not in not_sensors -%}
+                {%- do sensors.append(column.name) -%}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {{ return(sensors) }}
+{% endmacro %}

@@ -1,0 +1,276 @@
+"""Train, evaluate and save the maintenance model; load it back safely.
+
+The estimator is a scikit-learn pipeline: the machine model ordinal-encoded as a
+categorical feature, then a HistGradientBoostingClassifier (missing values native: a
+sensor a machine model does not have is NaN). It is fitted on the training period and
+calibrated (sigmoid) on the validation period, where the alert threshold is chosen too;
+the test period is only ever predicted.
+
+Class imbalance (about one hour in eight is positive) is handled by threshold moving:
+no reweighting or resampling, which would bias the probabilities the maintenance team
+reads; the threshold is the best-F1 point on validation, and PR-AUC is the headline metric.
+
+Artifacts go to ``<models>/<version>/`` as ``model.skops`` (skops: no pickle, loading
+only the types recorded at training time, all from scikit-learn/numpy) and
+``metadata.json`` (training window, features, metrics, data fingerprint, versions).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.frozen import FrozenEstimator
+from sklearn.model_selection import GroupKFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OrdinalEncoder
+
+from ml import evaluate
+from ml.features import CATEGORICAL, KEYS, LABEL, FeatureFrame, labels, load_features, matrix
+
+LATEST = "LATEST"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 42
+    horizon_hours: int = 24  # must match the dbt var label_horizon_hours of the mart
+    min_lead_hours: float = 4.0  # a failure counts as caught with at least this much warning
+    costs: evaluate.Costs = field(default_factory=evaluate.Costs)
+    grouped_folds: int = 3
+
+
+def make_pipeline(features: list[str], seed: int) -> Pipeline:
+    categorical = [f for f in features if f in CATEGORICAL]
+    numeric = [f for f in features if f not in CATEGORICAL]
+    encode = ColumnTransformer(
+        [
+            (
+                "machine_model",
+                OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan),
+                categorical,
+            ),
+            ("sensors", "passthrough", numeric),
+        ],
+        verbose_feature_names_out=False,
+    )
+    classifier = HistGradientBoostingClassifier(
+        learning_rate=0.05,
+        max_iter=200,
+        max_leaf_nodes=15,
+        min_samples_leaf=40,
+        l2_regularization=1.0,
+        categorical_features=list(range(len(categorical))),
+        early_stopping=False,
+        random_state=seed,
+    )
+    return Pipeline([("encode", encode), ("classify", classifier)])
+
+
+def fingerprint(frame: pd.DataFrame, features: list[str]) -> str:
+    """SHA-256 over the rows and columns the model was trained on (order-independent)."""
+    cols = [*KEYS, *sorted(features), LABEL]
+    hashed = pd.util.hash_pandas_object(
+        frame[cols].sort_values(list(KEYS)).reset_index(drop=True), index=False
+    )
+    digest = hashlib.sha256(hashed.to_numpy().tobytes())
+    digest.update("\x1f".join(cols).encode())
+    return digest.hexdigest()
+
+
+def failures_from(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Corrective events (their reported time is the failure time), from the marts."""
+    return con.sql(
+        "select machine_id, reported_at as failure_at from marts.fct_maintenance_events"
+        " where maintenance_type = 'corrective' order by failure_at"
+    ).df()
+
+
+@dataclass
+class TrainResult:
+    version: str
+    path: Path
+    metadata: dict[str, Any]
+
+
+def train(
+    con: duckdb.DuckDBPyConnection,
+    models_dir: Path,
+    config: TrainConfig | None = None,
+    *,
+    now: datetime | None = None,
+) -> TrainResult:
+    """Fit, calibrate, evaluate against the baselines, and save a new model version."""
+    config = config or TrainConfig()
+    data: FeatureFrame = load_features(con)
+    labelled = data.labelled
+    if labelled[LABEL].astype(bool).sum() < 5:
+        raise ValueError(
+            "fewer than 5 labelled failure hours in marts.fct_machine_hour_features: "
+            "too little history to train (simulate or ingest more days)"
+        )
+    periods = evaluate.split_periods(labelled)
+    train_part = periods.part(labelled, "train")
+    validation = periods.part(labelled, "validation")
+    test = periods.part(labelled, "test")
+    # a feature with no value in the training period cannot be learned (e.g. a sensor
+    # that appeared later): it joins at the next training
+    features = _observed(train_part, data.features)
+
+    pipeline = make_pipeline(features, config.seed)
+    pipeline.fit(matrix(train_part, features), labels(train_part))
+    model = CalibratedClassifierCV(FrozenEstimator(pipeline), method="sigmoid")
+    model.fit(matrix(validation, features), labels(validation))
+    failures = failures_from(con)
+    kwargs: dict[str, Any] = {
+        "failures": failures,
+        "horizon_hours": config.horizon_hours,
+        "min_lead_hours": config.min_lead_hours,
+        "costs": config.costs,
+    }
+    # the alert threshold: lowest cost on the validation period (never the test period)
+    threshold = evaluate.best_cost_threshold(
+        validation,
+        model.predict_proba(matrix(validation, features))[:, 1],
+        **kwargs,
+    )
+    test_risk = model.predict_proba(matrix(test, features))[:, 1]
+    metrics = {"model": evaluate.alert_metrics(test, test_risk, threshold, **kwargs)}
+    rules = [
+        evaluate.fixed_interval_baseline(train_part),
+        evaluate.single_sensor_baseline(train_part, features),
+    ]
+    for rule in rules:  # baselines get the same cost-tuned threshold, on the training period
+        rule["threshold"] = evaluate.best_cost_threshold(
+            train_part,
+            evaluate.baseline_score(rule, train_part),
+            **kwargs,
+        )
+    for rule in rules:
+        metrics[str(rule["name"])] = evaluate.alert_metrics(
+            test,
+            evaluate.baseline_score(rule, test),
+            float(rule["threshold"]),  # type: ignore[arg-type]
+            **kwargs,
+        ) | {"rule": rule}
+    metrics["machine_grouped"] = _grouped_split(labelled, features, config)
+
+    trained_at = (now or datetime.now(UTC)).replace(microsecond=0)
+    data_fingerprint = fingerprint(labelled, features)
+    version = f"{trained_at:%Y%m%dT%H%M%SZ}-{data_fingerprint[:8]}"
+    reference = {
+        f: float(np.nanmedian(train_part[f].astype("float64")))
+        for f in features
+        if f not in CATEGORICAL and train_part[f].notna().any()
+    }
+    metadata: dict[str, Any] = {
+        "version": version,
+        "trained_at": trained_at.isoformat(),
+        "label": LABEL,
+        "horizon_hours": config.horizon_hours,
+        "min_lead_hours": config.min_lead_hours,
+        "costs": asdict(config.costs),
+        "seed": config.seed,
+        "periods": periods.to_dict(),
+        "rows": {"train": len(train_part), "validation": len(validation), "test": len(test)},
+        "positives": {
+            "train": int(labels(train_part).sum()),
+            "validation": int(labels(validation).sum()),
+            "test": int(labels(test).sum()),
+        },
+        "features": features,
+        "categorical": [f for f in features if f in CATEGORICAL],
+        "reference_values": reference,
+        "threshold": threshold,
+        "metrics": metrics,
+        "data_fingerprint": data_fingerprint,
+        "library_versions": {
+            name: package_version(name)
+            for name in ("scikit-learn", "numpy", "pandas", "duckdb", "skops", "shopfloor")
+        }
+        | {"python": platform.python_version()},
+    }
+    path = save(model, metadata, models_dir)
+    return TrainResult(version=version, path=path, metadata=metadata)
+
+
+def _grouped_split(
+    labelled: pd.DataFrame, features: list[str], config: TrainConfig
+) -> dict[str, object]:
+    """Machines held out: trained on some machines, scored on others (whole history)."""
+    groups = labelled["machine_id"].to_numpy()
+    n_folds = min(config.grouped_folds, len(np.unique(groups)))
+    y = labels(labelled)
+    scores = np.full(len(labelled), np.nan)
+    for train_idx, test_idx in GroupKFold(n_splits=n_folds).split(labelled, y, groups):
+        fold_features = _observed(labelled.iloc[train_idx], features)
+        fold = make_pipeline(fold_features, config.seed)
+        fold.fit(matrix(labelled.iloc[train_idx], fold_features), y[train_idx])
+        scores[test_idx] = fold.predict_proba(matrix(labelled.iloc[test_idx], fold_features))[:, 1]
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    return {
+        "folds": n_folds,
+        "pr_auc": float(average_precision_score(y, scores)),
+        "roc_auc": float(roc_auc_score(y, scores)),
+        "prevalence": float(y.mean()),
+    }
+
+
+def _observed(frame: pd.DataFrame, features: list[str]) -> list[str]:
+    return [f for f in features if frame[f].notna().any()]
+
+
+def save(model: object, metadata: dict[str, Any], models_dir: Path) -> Path:
+    import skops.io as sio
+
+    path = Path(models_dir) / metadata["version"]
+    path.mkdir(parents=True, exist_ok=True)
+    sio.dump(model, path / "model.skops")
+    # the types a load may instantiate: recorded now, checked again at load time
+    metadata["trusted_types"] = sorted(sio.get_untrusted_types(file=path / "model.skops"))
+    (path / "metadata.json").write_text(json.dumps(metadata, indent=2, default=str))
+    (Path(models_dir) / LATEST).write_text(metadata["version"] + "\n")
+    return path
+
+
+TRUSTED_PREFIXES = (
+    "sklearn.",
+    "numpy.",
+    "builtins.",
+    "collections.",
+    "scipy.",
+    "functools.partial",
+)
+
+
+def load(models_dir: Path, version: str | None = None) -> tuple[Any, dict[str, Any]]:
+    """Load a model version (default: the latest trained). Refuses foreign types."""
+    import skops.io as sio
+
+    models_dir = Path(models_dir)
+    if version is None:
+        latest = models_dir / LATEST
+        if not latest.exists():
+            raise FileNotFoundError(f"no model trained yet in {models_dir} (run `shopfloor train`)")
+        version = latest.read_text().strip()
+    path = models_dir / version
+    metadata = json.loads((path / "metadata.json").read_text())
+    untrusted = sio.get_untrusted_types(file=path / "model.skops")
+    foreign = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
+    if foreign or not set(untrusted) <= set(metadata["trusted_types"]):
+        raise ValueError(f"refusing to load {path}: unexpected types {foreign or untrusted}")
+    model = sio.load(path / "model.skops", trusted=untrusted)
+    return model, metadata
