@@ -212,6 +212,8 @@ def _grouped_split(
     """Machines held out: trained on some machines, scored on others (whole history)."""
     groups = labelled["machine_id"].to_numpy()
     n_folds = min(config.grouped_folds, len(np.unique(groups)))
+    if n_folds < 2:
+        return {"folds": 0, "pr_auc": None, "roc_auc": None, "prevalence": None}
     y = labels(labelled)
     scores = np.full(len(labelled), np.nan)
     for train_idx, test_idx in GroupKFold(n_splits=n_folds).split(labelled, y, groups):

@@ -312,10 +312,7 @@ warning becomes a visit; an alert episode with no failure within the horizon is 
 
 ## Machine-grouped split
 
-Trained on some machines and scored on the others over the whole history
-({grouped["folds"]} folds by machine): PR-AUC {grouped["pr_auc"]:.2f}, ROC-AUC
-{grouped["roc_auc"]:.2f} (prevalence {grouped["prevalence"]:.2f}). A new machine is scored
-less well than one with history: its sensors' levels are new to the model.
+{_grouped_text(grouped)}
 
 Libraries: {", ".join(f"{k} {v}" for k, v in metadata["library_versions"].items())}.
 """
@@ -325,3 +322,14 @@ def _saving(baseline: float, model: float) -> str:
     if not baseline:
         return "n/a"
     return f"{100 * (baseline - model) / baseline:.0f} %"
+
+
+def _grouped_text(grouped: dict[str, Any]) -> str:
+    if not grouped["folds"]:
+        return "Not run for this model version (training with grouped_folds=0)."
+    return (
+        "Trained on some machines and scored on the others over the whole history "
+        f"({grouped['folds']} folds by machine): PR-AUC {grouped['pr_auc']:.2f}, ROC-AUC "
+        f"{grouped['roc_auc']:.2f} (prevalence {grouped['prevalence']:.2f}). A new machine is "
+        "scored less well than one with history: its sensors' levels are new to the model."
+    )

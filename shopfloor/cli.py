@@ -17,6 +17,8 @@ from shopfloor import config
 if TYPE_CHECKING:
     import duckdb
 
+    from ingestion.pipeline import IngestConfig, IngestSummary
+
 app = typer.Typer(
     help=(
         "shopfloor: machine files -> dlt -> DuckDB warehouse -> dbt marts -> "
@@ -195,9 +197,7 @@ def ingest(
     are recorded as duplicates, unreadable files are quarantined with their reason.
     Exits non-zero only when the run itself failed; bad files are reported, not fatal.
     """
-    from rich.progress import TaskProgressColumn
-
-    from ingestion.pipeline import IngestConfig, run_ingest
+    from ingestion.pipeline import IngestConfig
 
     cfg = IngestConfig(
         landing=landing or config.landing_url(),
@@ -206,6 +206,17 @@ def ingest(
         lakehouse=lakehouse,
         workers=workers,
     )
+    summary = ingest_with_progress(cfg)
+    if summary.status != "succeeded":
+        raise typer.Exit(1)
+
+
+def ingest_with_progress(cfg: IngestConfig) -> IngestSummary:
+    """One ingestion run with live progress (files, MB, rows/s) and a summary table."""
+    from rich.progress import TaskProgressColumn
+
+    from ingestion.pipeline import run_ingest
+
     console.print(
         f"Ingesting [cyan]{cfg.landing}[/] into [cyan]{cfg.lakehouse or cfg.warehouse}[/]"
     )
@@ -255,7 +266,7 @@ def ingest(
         console.print(f"... and {len(summary.quarantined) - 10} more (table raw.landing_files)")
     if summary.status != "succeeded":
         console.print(f"[red]ingest failed:[/] {summary.error}")
-        raise typer.Exit(1)
+    return summary
 
 
 @app.command()
@@ -380,7 +391,7 @@ def train(
     console.print(table)
     console.print(
         f"{len(meta['features'])} features, threshold {meta['threshold']:.3f}; "
-        f"machine-grouped split PR-AUC {metrics['machine_grouped']['pr_auc']:.3f}\n"
+        f"machine-grouped split PR-AUC {metrics['machine_grouped']['pr_auc'] or 0:.3f}\n"
         f"Saved [cyan]{result.path}[/] (model.skops, metadata.json)"
     )
 
@@ -446,15 +457,172 @@ def report(
 
 
 @app.command()
+def run(
+    landing: Annotated[
+        str, typer.Option(help="Landing area: folder or fsspec URL. [env: SHOPFLOOR_LANDING]")
+    ] = "",
+    data_dir: DataDirOption = "",
+    wait: Annotated[
+        float, typer.Option(help="Seconds to wait for another run to finish (0: exit at once).")
+    ] = 0.0,
+    train_if_missing: Annotated[
+        bool, typer.Option(help="Train a model first when none exists.")
+    ] = True,
+) -> None:
+    """The hourly pipeline: ingest -> dbt build -> score (train first if no model) -> risk mart.
+
+    Safe to schedule: one run at a time per data folder (a second run exits with code 75,
+    or waits with --wait); a run after a crash resumes where it stopped; with no new files
+    nothing changes. Exit codes: 0 succeeded (quarantined files and warnings included),
+    1 a stage failed, 75 another run is in progress.
+    """
+    from shopfloor.run import EXIT_BUSY, PipelineBusyError, run_pipeline
+
+    data = data_dir or config.data_dir()
+    try:
+        summary = run_pipeline(
+            data,
+            landing or config.landing_url(),
+            wait_s=wait,
+            train_if_missing=train_if_missing,
+            on_stage=lambda stage: console.rule(f"shopfloor run: {stage}"),
+            ingest=ingest_with_progress,
+        )
+    except PipelineBusyError as exc:
+        console.print(f"[yellow]{exc}[/]; not starting a second one (exit {EXIT_BUSY})")
+        raise typer.Exit(EXIT_BUSY) from exc
+    _print_run_summary(summary.__dict__)
+    raise typer.Exit(summary.exit_code)
+
+
+def _print_run_summary(s: dict[str, object]) -> None:
+    crashed = s.get("resumed_after_crash")
+    if isinstance(crashed, dict):
+        console.print(
+            f"[yellow]The previous run (pid {crashed.get('pid')}, started "
+            f"{crashed.get('started_at')}) did not finish (stopped in stage "
+            f"{crashed.get('stage')}); this run resumed from it.[/]"
+        )
+    table = Table(title=f"shopfloor run {s['started_at']} -> {s['ended_at']}", show_header=False)
+    table.add_row(
+        "status",
+        str(s["status"]) + (f" (stage {s['failed_stage']})" if s.get("failed_stage") else ""),
+    )
+    table.add_row(
+        "files new / loaded / partial / quarantined / duplicate",
+        f"{s['files_new']} / {s['files_loaded']} / {s['files_partial']} / "
+        f"{s['files_quarantined']} / {s['files_duplicate']}",
+    )
+    table.add_row("rows loaded / rejected", f"{s['rows_loaded']:,} / {s['rows_rejected']:,}")
+    table.add_row(
+        "dbt tests passed / warned / failed",
+        f"{s['tests_passed']} / {s['tests_warned']} / {s['tests_failed']}",
+    )
+    table.add_row(
+        "model", f"{s['model_version']}" + (" (trained in this run)" if s["trained"] else "")
+    )
+    table.add_row("machine-hours scored", f"{s['hours_scored']:,}")
+    at_risk = s["machines_at_risk"] or []
+    table.add_row("machines at risk", ", ".join(at_risk) if at_risk else "none")  # type: ignore[arg-type]
+    silent = s["silent_machines"] or []
+    table.add_row("silent machines", ", ".join(silent) if silent else "none")  # type: ignore[arg-type]
+    stages = s["stages_s"] or {}
+    table.add_row("stage seconds", ", ".join(f"{k} {v}" for k, v in stages.items()))  # type: ignore[attr-defined]
+    console.print(table)
+    if s.get("error"):
+        console.print(f"[red]{s['error']}[/]")
+
+
+@app.command()
+def status(data_dir: DataDirOption = "") -> None:
+    """Last runs, silent machines, data quality of the last days and the current top risks."""
+    import duckdb
+
+    from shopfloor.run import read_runs
+
+    data = data_dir or config.data_dir()
+    runs = read_runs(data, last=5)
+    table = Table(title="Last runs (runs.jsonl)")
+    for col in ("started", "status", "files new", "quarantined", "rows", "tests p/w/f", "at risk"):
+        table.add_column(col)
+    for r in runs:
+        table.add_row(
+            r["started_at"],
+            r["status"] + (f" ({r['failed_stage']})" if r.get("failed_stage") else ""),
+            str(r["files_new"]),
+            str(r["files_quarantined"]),
+            f"{r['rows_loaded']:,}",
+            f"{r['tests_passed']}/{r['tests_warned']}/{r['tests_failed']}",
+            str(len(r["machines_at_risk"])),
+        )
+    console.print(table if runs else "[yellow]No `shopfloor run` yet in this data folder.[/]")
+    path = config.warehouse_path(data)
+    try:
+        con = duckdb.connect(path, read_only=True)
+    except duckdb.Error as exc:
+        console.print(
+            f"[yellow]Warehouse {path} not readable now ({exc}); a run may be writing.[/]"
+        )
+        raise typer.Exit(0) from exc
+    with con:
+        tables = {
+            t
+            for (t,) in con.sql(
+                "select table_name from information_schema.tables where table_schema = 'marts'"
+            ).fetchall()
+        }
+        if "fct_machine_last_seen" in tables:
+            silent = con.sql(
+                "select machine_id, hours_behind_fleet from marts.fct_machine_last_seen"
+                " where is_silent order by 1"
+            ).fetchall()
+            console.print(
+                "Silent machines: "
+                + (", ".join(f"{m} ({h} h behind)" for m, h in silent) or "none")
+            )
+        if "fct_data_quality" in tables:
+            dq = Table(title="Data quality, last 7 days")
+            cols = [
+                "data_date",
+                "files_expected",
+                "files_received",
+                "files_partial",
+                "files_quarantined",
+                "rows_rejected",
+                "completeness",
+            ]
+            for col in cols:
+                dq.add_column(col)
+            for row in con.sql(
+                "select data_date, sum(files_expected), sum(files_received), sum(files_partial),"
+                " sum(files_quarantined), sum(rows_rejected), round(avg(completeness), 3)"
+                " from marts.fct_data_quality group by data_date order by data_date desc limit 7"
+            ).fetchall():
+                dq.add_row(*(str(v) for v in row))
+            console.print(dq)
+        if "fct_machine_risk" in tables:
+            risk = Table(title="Current top risks (marts.fct_machine_risk)")
+            for col in ("machine", "risk", "band", "action", "top reasons"):
+                risk.add_column(col)
+            for m, r, band, action, reasons in con.sql(
+                "select machine_id, risk, risk_band, recommended_action, top_reasons"
+                " from marts.fct_machine_risk order by risk desc nulls last limit 5"
+            ).fetchall():
+                risk.add_row(m, "n/a" if r is None else f"{r:.2f}", band, action, reasons or "")
+            console.print(risk)
+
+
+@app.command()
 def demo(
     data: Annotated[str, typer.Option(help="Data folder for the demo.")] = "",
-    days: Annotated[int, typer.Option(min=1, help="Days of sample history.")] = 14,
+    days: Annotated[int, typer.Option(min=7, help="Days of sample history.")] = 60,
 ) -> None:
     """Run shopfloor end to end on a built-in sample fleet (no server needed).
 
-    Simulates 10 machines for 14 days at one reading a minute with realistic file
-    defects, ingests the files into a DuckDB warehouse, builds and tests the dbt
-    marts, generates the docs site, and prints where to look.
+    Simulates 10 machines for 60 days (one reading every 5 minutes, realistic file
+    defects, enough failures to train on), then runs the pipeline (`shopfloor run`:
+    ingest, dbt build, train, score), builds the docs site and the model report, and
+    prints where to look. A few minutes on a 2-core laptop.
     """
     from pathlib import Path
 
@@ -466,37 +634,41 @@ def demo(
         days=days,
         hours=None,
         start=datetime(2026, 3, 2),
-        sample_interval=60,
+        sample_interval=300,
         seed=42,
         defects="realistic",
         defect=None,
         wear_scale=1.5,
-        skip_existing=False,
+        skip_existing=True,
         workers=0,
     )
-    console.rule("2/4 ingest (dlt -> DuckDB)")
-    ingest(
-        landing=str(Path(data_dir) / "landing"),
-        data_dir=data_dir,
-        warehouse="",
-        lakehouse="",
-        workers=2,
-    )
-    console.rule("3/4 build and test the warehouse (dbt)")
-    build(data_dir=data_dir, select=None, full_refresh=False)
-    console.rule("4/4 docs site")
+    console.rule("2/4 the pipeline: ingest, build, train, score")
+    try:
+        run(
+            landing=str(Path(data_dir) / "landing"),
+            data_dir=data_dir,
+            wait=0.0,
+            train_if_missing=True,
+        )
+    except typer.Exit as done:
+        if done.exit_code:
+            raise
+    console.rule("3/4 docs site")
     docs(data_dir=data_dir, serve=False, port=8080)
-    warehouse = Path(data_dir).resolve() / "warehouse.duckdb"
+    console.rule("4/4 model report")
+    report(data_dir=data_dir, model_version=None)
+    root = Path(data_dir).resolve()
     console.rule("done")
     console.print(
-        f"Warehouse: [cyan]{warehouse}[/] (schemas raw, main, marts)\n"
-        f"Docs site: [cyan]{Path(data_dir).resolve() / 'dbt_target' / 'static_index.html'}[/]\n"
-        "Open it with any DuckDB 1.5 client (duckdb CLI, DBeaver, Metabase's DuckDB driver)"
-        " and try:\n"
+        f"Warehouse: [cyan]{config.warehouse_path(data_dir)}[/] (schemas raw, main, marts, ml)\n"
+        f"Docs site: [cyan]{root / 'dbt_target' / 'static_index.html'}[/]\n"
+        f"Report:    [cyan]{root / 'reports'}[/]\n"
+        "Next: `shopfloor status`. Open the warehouse with any DuckDB 1.5 client (duckdb CLI,"
+        " DBeaver, Metabase's DuckDB driver) and try:\n"
+        "  select * from marts.fct_machine_risk order by risk desc;\n"
         "  select * from marts.fct_data_quality order by data_date, machine_id;\n"
         "  select machine_id, hour_at, completeness, is_clock_jump from marts.fct_machine_hours"
-        " where is_missing_hour or is_clock_jump;\n"
-        "  select * from marts.fct_machine_hour_features where will_fail_within_horizon;"
+        " where is_missing_hour or is_clock_jump;"
     )
 
 

@@ -1,0 +1,256 @@
+"""`shopfloor run`: the plant's hourly pipeline, safe to schedule.
+
+ingest -> dbt build -> train (only when no model exists) -> score -> dbt build of the risk
+mart. One run at a time per data folder: an OS file lock (released by the kernel when a
+run dies, so a crashed run never leaves a lock that blocks the next one) plus a state
+file that tells the next run a previous one crashed and in which stage. Every stage is
+idempotent (dlt finishes pending load packages, dbt rebuilds, scoring skips scored
+hours), so a run after a crash resumes by simply running again.
+
+Each run appends one JSON line to ``<data>/runs.jsonl`` (read by `shopfloor status`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BUSY = 75  # EX_TEMPFAIL: another run holds the lock; a scheduler may retry later
+
+
+class PipelineBusyError(RuntimeError):
+    """Another run holds the data folder's lock."""
+
+
+@dataclass
+class RunSummary:
+    started_at: str
+    ended_at: str = ""
+    status: str = "running"  # succeeded | failed
+    failed_stage: str | None = None
+    error: str | None = None
+    resumed_after_crash: dict[str, Any] | None = None
+    stages_s: dict[str, float] = field(default_factory=dict)
+    files_new: int = 0
+    files_loaded: int = 0
+    files_partial: int = 0
+    files_quarantined: int = 0
+    files_duplicate: int = 0
+    rows_loaded: int = 0
+    rows_rejected: int = 0
+    tests_passed: int = 0
+    tests_warned: int = 0
+    tests_failed: int = 0
+    models_built: int = 0
+    model_version: str | None = None
+    trained: bool = False
+    hours_scored: int = 0
+    machines_at_risk: list[str] = field(default_factory=list)
+    silent_machines: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK if self.status == "succeeded" else EXIT_FAILED
+
+
+def _now() -> str:
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
+
+
+@contextmanager
+def pipeline_lock(data_dir: str, wait_s: float = 0.0) -> Iterator[dict[str, Any] | None]:
+    """Hold the data folder's run lock; yield the crashed previous run's state, if any."""
+    data = Path(data_dir)
+    data.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(data / ".shopfloor-run.lock"))
+    state_path = data / ".shopfloor-run.json"
+    try:
+        lock.acquire(timeout=wait_s)
+    except Timeout:
+        holder = _read_json(state_path) or {}
+        raise PipelineBusyError(
+            f"another shopfloor run is in progress on {data} "
+            f"(pid {holder.get('pid', '?')} on {holder.get('host', '?')}, "
+            f"started {holder.get('started_at', '?')}, stage {holder.get('stage', '?')})"
+        ) from None
+    try:
+        previous = _read_json(state_path)
+        crashed = previous if previous and previous.get("status") == "running" else None
+        yield crashed
+    finally:
+        lock.release()
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        loaded = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return loaded if isinstance(loaded, dict) else None
+
+
+def _write_state(data_dir: str, **state: Any) -> None:
+    path = Path(data_dir) / ".shopfloor-run.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state))
+    os.replace(tmp, path)
+
+
+def run_pipeline(
+    data_dir: str,
+    landing: str,
+    *,
+    wait_s: float = 0.0,
+    train_if_missing: bool = True,
+    on_stage: Callable[[str], None] | None = None,
+    ingest: Callable[[Any], Any] | None = None,
+) -> RunSummary:
+    """Run every stage once under the lock. Raises PipelineBusyError when another run holds it."""
+    summary = RunSummary(started_at=_now())
+    with pipeline_lock(data_dir, wait_s) as crashed:
+        summary.resumed_after_crash = crashed
+        state = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started_at": summary.started_at,
+            "status": "running",
+        }
+        stage = "ingest"
+        try:
+            for stage, step in (
+                ("ingest", _ingest),
+                ("build", _build),
+                ("score", _score),
+                ("risk", _risk),
+            ):
+                _write_state(data_dir, **state, stage=stage)
+                if on_stage:
+                    on_stage(stage)
+                started = time.perf_counter()
+                step(summary, data_dir, landing, train_if_missing, ingest)
+                summary.stages_s[stage] = round(time.perf_counter() - started, 2)
+                if summary.status == "failed":
+                    break
+            else:
+                summary.status = "succeeded"
+        except Exception as exc:  # a stage's unexpected error fails the run, not the process
+            summary.status = "failed"
+            summary.failed_stage = stage
+            summary.error = f"{type(exc).__name__}: {exc}"
+        summary.ended_at = _now()
+        _write_state(data_dir, **state, stage=stage, status=summary.status)
+        with (Path(data_dir) / "runs.jsonl").open("a") as log:
+            log.write(json.dumps(asdict(summary)) + "\n")
+    return summary
+
+
+def _fail(summary: RunSummary, stage: str, error: str) -> None:
+    summary.status = "failed"
+    summary.failed_stage = stage
+    summary.error = error
+
+
+def _ingest(summary: RunSummary, data_dir: str, landing: str, *_: Any) -> None:
+    from ingestion.pipeline import IngestConfig, run_ingest
+
+    ingest = _[-1] or run_ingest  # the CLI passes its progress-reporting runner
+    result = ingest(IngestConfig(landing=landing, data_dir=data_dir))
+    summary.files_new = result.files_new
+    summary.files_loaded = result.files_loaded
+    summary.files_partial = result.files_partial
+    summary.files_quarantined = result.files_quarantined
+    summary.files_duplicate = result.files_duplicate
+    summary.rows_loaded = result.rows_loaded
+    summary.rows_rejected = result.rows_rejected
+    if result.status != "succeeded":
+        _fail(summary, "ingest", result.error or "ingestion failed")
+
+
+def _dbt(summary: RunSummary, data_dir: str, args: list[str]) -> bool:
+    from shopfloor.dbt import run_dbt
+
+    result = run_dbt(["build", *args], data_dir)
+    for node in getattr(result.result, "results", None) or []:
+        status = str(getattr(node.status, "value", node.status)).lower()
+        kind = node.node.resource_type
+        if str(getattr(kind, "value", kind)) in ("test", "unit_test"):
+            if status == "pass":
+                summary.tests_passed += 1
+            elif status == "warn":
+                summary.tests_warned += 1
+            elif status in ("fail", "error"):
+                summary.tests_failed += 1
+        elif status == "success":
+            summary.models_built += 1
+    return bool(result.success)
+
+
+def _build(summary: RunSummary, data_dir: str, *_: Any) -> None:
+    if not _dbt(summary, data_dir, []):
+        _fail(summary, "build", "dbt build failed (errors or failing tests, see the log)")
+
+
+def _score(
+    summary: RunSummary, data_dir: str, _landing: str, train_if_missing: bool, *_: Any
+) -> None:
+    import duckdb
+
+    from ml.model import load, train
+    from ml.score import score
+    from shopfloor import config
+
+    models = config.models_dir(data_dir)
+    with duckdb.connect(config.warehouse_path(data_dir)) as con:
+        if not (models / "LATEST").exists():
+            if not train_if_missing:
+                _fail(summary, "score", f"no model in {models} (run `shopfloor train`)")
+                return
+            train(con, models)
+            summary.trained = True
+        model, metadata = load(models)
+        result = score(con, model, metadata)
+    summary.model_version = result.model_version
+    summary.hours_scored = result.hours_scored
+
+
+def _risk(summary: RunSummary, data_dir: str, *_: Any) -> None:
+    import duckdb
+
+    from shopfloor import config
+
+    if not _dbt(summary, data_dir, ["--select", "fct_machine_risk+"]):
+        _fail(summary, "risk", "dbt build of fct_machine_risk failed")
+        return
+    with duckdb.connect(config.warehouse_path(data_dir), read_only=True) as con:
+        summary.machines_at_risk = [
+            m
+            for (m,) in con.sql(
+                "select machine_id from marts.fct_machine_risk where is_alert order by risk desc"
+            ).fetchall()
+        ]
+        summary.silent_machines = [
+            m
+            for (m,) in con.sql(
+                "select machine_id from marts.fct_machine_last_seen where is_silent order by 1"
+            ).fetchall()
+        ]
+
+
+def read_runs(data_dir: str, last: int = 5) -> list[dict[str, Any]]:
+    path = Path(data_dir) / "runs.jsonl"
+    if not path.exists():
+        return []
+    lines = path.read_text().splitlines()[-last:]
+    return [json.loads(line) for line in lines if line.strip()]

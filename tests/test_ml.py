@@ -1,0 +1,263 @@
+"""The maintenance model on a real simulated fleet: real ingestion, real dbt marts, a real
+fit. Small data (8 machines, 45 days at one reading per 10 minutes), full pipeline."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from ingestion.pipeline import IngestConfig, run_ingest
+from ml.features import LABEL, load_features, matrix
+from ml.model import TrainConfig, load, train
+from ml.report import recompute_model_metrics, write_report
+from ml.score import score
+from shopfloor.simulator.defects import DefectRates
+from shopfloor.simulator.fleet import FleetConfig
+from shopfloor.simulator.models import MODELS
+from shopfloor.simulator.simulate import SimulationConfig, simulate
+
+ML_DIR = Path(__file__).resolve().parents[1] / "ml"
+
+
+def shopfloor(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["shopfloor", *args], capture_output=True, text=True, env={**os.environ, "COLUMNS": "120"}
+    )
+
+
+@pytest.fixture(scope="module")
+def fleet_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fleet ingested and built once; tests that change it work on copies."""
+    os.environ["SHOPFLOOR_PSEUDONYM_KEY"] = "k"
+    root = tmp_path_factory.mktemp("mlfleet")
+    simulate(
+        SimulationConfig(
+            out=str(root),
+            fleet=FleetConfig(machines=8, hours=45 * 24, seed=7, wear_scale=1.5),
+            sample_interval_s=600,
+            defects=DefectRates.profile("realistic"),
+            workers=2,
+        )
+    )
+    data = root / "data"
+    run = run_ingest(IngestConfig(landing=str(root / "landing"), data_dir=str(data), workers=2))
+    assert run.status == "succeeded"
+    result = shopfloor("build", "--data-dir", str(data))
+    assert result.returncode == 0, result.stdout[-3000:]
+    return data
+
+
+@pytest.fixture(scope="module")
+def trained(fleet_data: Path) -> tuple[Path, dict[str, Any]]:
+    models = fleet_data / "models"
+    with duckdb.connect(str(fleet_data / "warehouse.duckdb"), read_only=True) as con:
+        result = train(con, models, TrainConfig(seed=3))
+    return models, result.metadata
+
+
+def test_model_beats_both_baselines_clearly(trained: tuple[Path, dict[str, Any]]) -> None:
+    metrics = trained[1]["metrics"]
+    model, fixed, single = metrics["model"], metrics["fixed_interval"], metrics["single_sensor"]
+    assert model["failures"] >= 5, "too few failures in the test period to judge"
+    for baseline in (fixed, single):
+        assert model["pr_auc"] >= baseline["pr_auc"] + 0.05, (model["pr_auc"], baseline["pr_auc"])
+        assert model["cost"] < baseline["cost"], (model["cost"], baseline["cost"])
+    # and the evaluation was honest: periods in time order, threshold from validation
+    periods = trained[1]["periods"]
+    assert (
+        periods["train_start"]
+        < periods["validation_start"]
+        < periods["test_start"]
+        < periods["test_end"]
+    )
+
+
+def test_features_are_discovered_and_include_new_firmware_sensors(
+    fleet_data: Path, trained: tuple[Path, dict[str, Any]]
+) -> None:
+    features = trained[1]["features"]
+    assert "machine_model" in features
+    assert LABEL not in features and "next_failure_at" not in features
+    with duckdb.connect(str(fleet_data / "warehouse.duckdb"), read_only=True) as con:
+        columns = {c for (c, *_) in con.sql("describe raw.telemetry_readings").fetchall()}
+        # sensors a firmware update adds mid-history, that the fleet really sent
+        late = {
+            s.name
+            for m in MODELS
+            for s in m.sensors
+            if s.since_firmware is not None and s.name in columns
+        }
+        first_seen = {
+            s: con.sql(
+                f"select min(reading_at) from raw.telemetry_readings where {s} is not null"
+            ).fetchone()[0]  # type: ignore[index]
+            for s in late
+        }
+        start = con.sql("select min(reading_at) from raw.telemetry_readings").fetchone()[0]  # type: ignore[index]
+    assert late, "the fleet has no firmware sensor: the test would prove nothing"
+    assert all(seen > start for seen in first_seen.values())
+    for sensor in late:
+        assert f"{sensor}__run_mean_24h" in features
+
+
+def test_training_is_reproducible_with_a_seed(fleet_data: Path, tmp_path: Path) -> None:
+    cfg = TrainConfig(seed=11, grouped_folds=0)
+    with duckdb.connect(str(fleet_data / "warehouse.duckdb"), read_only=True) as con:
+        first = train(con, tmp_path / "a", cfg)
+        second = train(con, tmp_path / "b", cfg)
+        frame = load_features(con).frame.tail(500)
+    assert first.metadata["data_fingerprint"] == second.metadata["data_fingerprint"]
+    assert first.metadata["metrics"]["model"] == second.metadata["metrics"]["model"]
+    m1, meta = load(tmp_path / "a")
+    m2, _ = load(tmp_path / "b")
+    x = matrix(frame, meta["features"])
+    np.testing.assert_array_equal(m1.predict_proba(x), m2.predict_proba(x))
+
+
+def test_model_file_refuses_foreign_types(trained: tuple[Path, dict[str, Any]]) -> None:
+    models, metadata = trained
+    meta_path = models / metadata["version"] / "metadata.json"
+    original = meta_path.read_text()
+    try:
+        meta_path.write_text(
+            re.sub(r'"trusted_types": \[[^\]]*\]', '"trusted_types": []', original)
+        )
+        with pytest.raises(ValueError, match="refusing to load"):
+            load(models, metadata["version"])
+    finally:
+        meta_path.write_text(original)
+    model, _ = load(models, metadata["version"])
+    assert hasattr(model, "predict_proba")
+
+
+def test_scoring_twice_adds_no_rows_and_the_report_matches_the_scores(
+    fleet_data: Path, trained: tuple[Path, dict[str, Any]]
+) -> None:
+    models, metadata = trained
+    model, meta = load(models, metadata["version"])
+    with duckdb.connect(str(fleet_data / "warehouse.duckdb")) as con:
+        first = score(con, model, meta)
+        n_rows = con.sql("select count(*) from ml.machine_hour_scores").fetchone()[0]  # type: ignore[index]
+        hours = con.sql("select count(*) from marts.fct_machine_hour_features").fetchone()[0]  # type: ignore[index]
+        second = score(con, model, meta)
+        again = con.sql("select count(*) from ml.machine_hour_scores").fetchone()[0]  # type: ignore[index]
+        reasons = con.sql(
+            "select count(distinct machine_id), min(contribution) from ml.machine_risk_reasons"
+        ).fetchone()
+        recomputed = recompute_model_metrics(con, meta)
+    assert first.hours_scored == hours == n_rows
+    assert second.hours_scored == 0 and again == n_rows
+    assert reasons is not None and reasons[0] == 8 and reasons[1] > 0
+    for key in ("pr_auc", "roc_auc", "precision", "recall", "cost", "failures_caught"):
+        assert recomputed[key] == pytest.approx(meta["metrics"]["model"][key], abs=1e-9)
+
+    # the report reads the scores table; its headline number is the scores table's
+    with duckdb.connect(str(fleet_data / "warehouse.duckdb"), read_only=True) as con:
+        path = write_report(con, meta, fleet_data / "reports" / meta["version"])
+    text = path.read_text()
+    assert f"| PR-AUC | {recomputed['pr_auc']:.3f}".rstrip("0") in text
+    for png in ("pr_curve", "lead_time", "risk_timeline", "baselines"):
+        content = (path.parent / f"{png}.png").read_bytes()
+        assert content[:8] == b"\x89PNG\r\n\x1a\n" and len(content) > 10_000
+
+    # a tampered score breaks the report instead of going unnoticed
+    with duckdb.connect(str(fleet_data / "warehouse.duckdb")) as con:
+        con.execute(
+            "update ml.machine_hour_scores set risk = 1 - risk where hour_at >= ?",
+            [pd.Timestamp(meta["periods"]["test_start"]).to_pydatetime()],
+        )
+        with pytest.raises(RuntimeError, match="disagrees"):
+            write_report(con, meta, fleet_data / "reports" / "tampered")
+        con.execute(
+            "update ml.machine_hour_scores set risk = 1 - risk where hour_at >= ?",
+            [pd.Timestamp(meta["periods"]["test_start"]).to_pydatetime()],
+        )
+
+    # the risk mart serves the scores with an action and reasons for every machine
+    result = shopfloor("build", "--data-dir", str(fleet_data), "--select", "fct_machine_risk+")
+    assert result.returncode == 0, result.stdout[-3000:]
+    with duckdb.connect(str(fleet_data / "warehouse.duckdb"), read_only=True) as con:
+        rows = con.sql(
+            "select risk_band, recommended_action, top_reasons, model_version"
+            " from marts.fct_machine_risk"
+        ).fetchall()
+    assert len(rows) == 8
+    assert all(band != "unknown" and action and reasons for band, action, reasons, _ in rows)
+    assert {v for *_, v in rows} == {meta["version"]}
+
+
+def test_changing_rows_after_t_changes_nothing_at_or_before_t(
+    fleet_data: Path, trained: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    """Leakage: features and scores of hours ending at or before t only look back."""
+    data = tmp_path / "data"
+    shutil.copytree(fleet_data, data, ignore=shutil.ignore_patterns("dbt_target"))
+    model, meta = load(*trained)
+    with duckdb.connect(str(data / "warehouse.duckdb")) as con:
+        hours = con.sql("select min(hour_at), max(hour_at) from marts.fct_machine_hours").fetchone()
+        assert hours is not None
+        t_end = hours[0] + (hours[1] - hours[0]) / 2  # features of hour h are known at h + 1 h
+        t_end = t_end.replace(minute=0, second=0, microsecond=0)
+        before = _features_until(con, t_end)
+        sensors = [
+            c
+            for (c, typ, *_) in con.sql("describe raw.telemetry_readings").fetchall()
+            if typ == "DOUBLE"
+        ]
+        # the future changes: every sensor reads 3x, and the maintenance history after t is gone
+        changed = con.execute(
+            f"update raw.telemetry_readings set {', '.join(f'{s} = {s} * 3' for s in sensors)}"
+            " where reading_at >= ?",
+            [t_end],
+        ).fetchone()
+        con.execute("delete from raw.maintenance_log where reported_at >= ?", [t_end])
+    assert changed is not None and changed[0] > 1000
+    result = shopfloor(
+        "build", "--data-dir", str(data), "--full-refresh", "--exclude", "test_type:data"
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
+        after = _features_until(con, t_end)
+        later = con.sql(
+            "select count(*) from marts.fct_machine_hour_features where hour_at >= ?",
+            params=[t_end],
+        ).fetchone()
+    assert later is not None and later[0] > 0
+    pd.testing.assert_frame_equal(before, after)
+    x_before, x_after = matrix(before, meta["features"]), matrix(after, meta["features"])
+    np.testing.assert_array_equal(model.predict_proba(x_before), model.predict_proba(x_after))
+    # and the check has teeth: the hours after t did change
+    with duckdb.connect(str(fleet_data / "warehouse.duckdb"), read_only=True) as con:
+        original_late = load_features(con).frame
+    with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
+        changed_late = load_features(con).frame
+    late = original_late["hour_at"] >= t_end
+    assert not np.allclose(
+        original_late.loc[late, meta["features"][1:]].astype("float64").fillna(0).to_numpy(),
+        changed_late.loc[late.to_numpy(), meta["features"][1:]]
+        .astype("float64")
+        .fillna(0)
+        .to_numpy(),
+    )
+
+
+def _features_until(con: duckdb.DuckDBPyConnection, t_end: Any) -> pd.DataFrame:
+    frame = load_features(con).frame
+    frame = frame[frame["hour_at"] + pd.Timedelta(hours=1) <= t_end]
+    # the label and the next failure look forward by definition; everything else must not
+    return frame.drop(columns=[LABEL, "next_failure_at"]).reset_index(drop=True)
+
+
+def test_ml_reads_only_marts() -> None:
+    sources = "\n".join(p.read_text() for p in ML_DIR.glob("*.py"))
+    assert not re.search(r"\b(raw|main)\.\w+|stg_\w+|int_\w+|read_csv|landing/", sources)
+    assert "marts.fct_machine_hour_features" in sources

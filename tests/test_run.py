@@ -1,0 +1,216 @@
+"""`shopfloor run` end to end, as a scheduler runs it: real files, real DuckDB, real dbt,
+a real model fit; then one more hour of files; concurrent runs; a run killed mid-way."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from shopfloor.simulator.defects import DefectRates
+from shopfloor.simulator.fleet import FleetConfig
+from shopfloor.simulator.simulate import SimulationConfig, simulate
+
+MACHINES = 6
+HOURS = 20 * 24
+
+
+def simulate_hours(root: Path, hours: int) -> None:
+    simulate(
+        SimulationConfig(
+            out=str(root),
+            fleet=FleetConfig(machines=MACHINES, hours=hours, seed=5, wear_scale=1.5),
+            sample_interval_s=600,
+            defects=DefectRates.profile("realistic"),
+            workers=2,
+            skip_existing=True,
+        )
+    )
+
+
+def run_cmd(data: Path, landing: Path, *extra: str) -> list[str]:
+    return ["shopfloor", "run", "--data-dir", str(data), "--landing", str(landing), *extra]
+
+
+def shopfloor_run(data: Path, landing: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "160", "SHOPFLOOR_PSEUDONYM_KEY": "k"}
+    return subprocess.run(run_cmd(data, landing, *extra), capture_output=True, text=True, env=env)
+
+
+def one(data: Path, sql: str, params: list[Any] | None = None) -> Any:
+    with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
+        row = con.execute(sql, params or []).fetchone()
+    assert row is not None
+    return row[0] if len(row) == 1 else row
+
+
+def duplicates(data: Path) -> dict[str, int]:
+    """Rows beyond the first per key, in raw, marts and scores: all must be 0."""
+    return {
+        "raw readings": one(
+            data,
+            "select count(*) - count(distinct (source_file_sha256, source_line))"
+            " from raw.telemetry_readings",
+        ),
+        "machine hours": one(
+            data,
+            "select count(*) - count(distinct (machine_id, hour_at)) from marts.fct_machine_hours",
+        ),
+        "scores": one(
+            data,
+            "select count(*) - count(distinct (machine_id, hour_at, model_version))"
+            " from ml.machine_hour_scores",
+        ),
+    }
+
+
+HOURS_CHECKSUM = (
+    "select count(*), sum(hash(machine_id, hour_at, completeness)) from marts.fct_machine_hours"
+)
+
+
+def last_run(data: Path) -> dict[str, Any]:
+    lines = (data / "runs.jsonl").read_text().splitlines()
+    return json.loads(lines[-1])  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def plant(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("plant")
+    simulate_hours(root, HOURS)
+    return root / "landing", root / "data"
+
+
+def test_run_then_one_more_hour_then_nothing_new(plant: tuple[Path, Path]) -> None:
+    landing, data = plant
+    first = shopfloor_run(data, landing)
+    assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
+    assert "succeeded" in first.stdout and "trained in this run" in first.stdout
+    run1 = last_run(data)
+    assert run1["trained"] and run1["tests_failed"] == 0 and run1["tests_passed"] > 50
+    hours = one(data, "select count(*) from marts.fct_machine_hour_features")
+    assert one(data, "select count(*) from ml.machine_hour_scores") == hours
+    assert (
+        one(data, "select count(*) from marts.fct_machine_risk where risk is not null") == MACHINES
+    )
+
+    # the machines write one more hour
+    newest = one(data, "select max(hour_at) from marts.fct_machine_hours")
+    readings = one(data, "select count(*) from raw.telemetry_readings")
+    simulate_hours(landing.parent, HOURS + 1)
+    second = shopfloor_run(data, landing)
+    assert second.returncode == 0, second.stdout[-4000:]
+    run2 = last_run(data)
+    assert not run2["trained"] and 1 <= run2["files_new"] <= MACHINES + 2
+    new_hour = one(data, "select max(hour_at) from marts.fct_machine_hours")
+    assert new_hour > newest
+    new_rows = one(
+        data, "select count(*) from raw.telemetry_readings where reading_at >= ?", [new_hour]
+    )
+    assert one(data, "select count(*) from raw.telemetry_readings") - readings >= new_rows > 0
+    scored_new = one(
+        data,
+        "select count(distinct machine_id) from ml.machine_hour_scores where hour_at = ?",
+        [new_hour],
+    )
+    assert scored_new >= 1
+    assert run2["hours_scored"] >= scored_new
+    assert duplicates(data) == {"raw readings": 0, "machine hours": 0, "scores": 0}
+
+    # nothing new: nothing changes
+    before = one(
+        data,
+        HOURS_CHECKSUM,
+    )
+    scores_before = one(data, "select count(*) from ml.machine_hour_scores")
+    third = shopfloor_run(data, landing)
+    assert third.returncode == 0
+    run3 = last_run(data)
+    assert run3["files_new"] == 0 and run3["hours_scored"] == 0
+    assert (
+        one(
+            data,
+            HOURS_CHECKSUM,
+        )
+        == before
+    )
+    assert one(data, "select count(*) from ml.machine_hour_scores") == scores_before
+
+    status = subprocess.run(
+        ["shopfloor", "status", "--data-dir", str(data)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert status.returncode == 0
+    assert "Last runs" in status.stdout and "Current top risks" in status.stdout
+    assert status.stdout.count("succeeded") >= 3
+
+
+def test_concurrent_runs_and_a_killed_run(plant: tuple[Path, Path]) -> None:
+    landing, data = plant
+    if not (data / "warehouse.duckdb").exists():
+        pytest.skip("needs the warehouse of the end-to-end test")
+    simulate_hours(landing.parent, HOURS + 2)
+    env = {**os.environ, "COLUMNS": "160", "SHOPFLOOR_PSEUDONYM_KEY": "k"}
+    # two at once: one runs, the other exits 75 with a clear message
+    a = subprocess.Popen(run_cmd(data, landing), stdout=subprocess.PIPE, text=True, env=env)
+    _wait_for_stage(data, {"ingest", "build", "score", "risk"}, a)
+    b = subprocess.run(run_cmd(data, landing), capture_output=True, text=True, env=env)
+    out_a, _ = a.communicate(timeout=600)
+    assert a.returncode == 0, out_a[-3000:]
+    assert b.returncode == 75, b.stdout[-2000:]
+    assert "another shopfloor run is in progress" in b.stdout
+    # with --wait the second one queues behind the first, and both succeed
+    simulate_hours(landing.parent, HOURS + 3)
+    c = subprocess.Popen(run_cmd(data, landing), stdout=subprocess.PIPE, text=True, env=env)
+    _wait_for_stage(data, {"ingest", "build", "score", "risk"}, c)
+    d = subprocess.run(
+        run_cmd(data, landing, "--wait", "600"), capture_output=True, text=True, env=env
+    )
+    c.communicate(timeout=600)
+    assert c.returncode == 0 and d.returncode == 0, d.stdout[-3000:]
+
+    # a run killed -9 in the middle of the dbt build: the next run says so and resumes
+    simulate_hours(landing.parent, HOURS + 4)
+    e = subprocess.Popen(run_cmd(data, landing), stdout=subprocess.DEVNULL, env=env)
+    _wait_for_stage(data, {"build"}, e)
+    time.sleep(2)
+    e.send_signal(signal.SIGKILL)
+    e.wait()
+    assert e.returncode == -signal.SIGKILL
+    f = shopfloor_run(data, landing)
+    assert f.returncode == 0, f.stdout[-4000:]
+    assert "did not finish" in f.stdout
+    newest = one(data, "select max(hour_at) from marts.fct_machine_hours")
+    assert (
+        one(
+            data,
+            "select count(*) from ml.machine_hour_scores where hour_at = ?",
+            [newest],
+        )
+        >= 1
+    )
+    assert duplicates(data) == {"raw readings": 0, "machine hours": 0, "scores": 0}
+
+
+def _wait_for_stage(data: Path, stages: set[str], proc: subprocess.Popen[Any]) -> None:
+    state = data / ".shopfloor-run.json"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the run ended before reaching the stage"
+        try:
+            current = json.loads(state.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            current = {}
+        if current.get("pid") == proc.pid and current.get("stage") in stages:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"run never reached {stages}")
