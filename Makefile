@@ -4,7 +4,7 @@ SHELL := /bin/bash
 # uv from PATH, else the one pip installs as a module of this Python
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: demo test lint typecheck pytest setup
+.PHONY: demo test lint typecheck pytest setup browser
 
 setup:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -21,7 +21,14 @@ lint: setup
 typecheck: setup
 	$(UV) run mypy
 
-pytest: setup
+# headless Chromium for the docs-site test (Debian package; CI runs as root)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	   $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null)
+
+pytest: setup browser
 	$(UV) run pytest
 
 test: lint typecheck pytest

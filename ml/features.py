@@ -51,11 +51,15 @@ def load_features(
     con: duckdb.DuckDBPyConnection,
     *,
     until: pd.Timestamp | None = None,
+    since: pd.Timestamp | None = None,
     machines: list[str] | None = None,
 ) -> FeatureFrame:
     """Read the feature marts, pivot sensor statistics wide, discover the feature columns."""
     where = []
     params: list[object] = []
+    if since is not None:
+        where.append("hour_at >= ?")
+        params.append(since.to_pydatetime())
     if until is not None:
         where.append("hour_at <= ?")
         params.append(until.to_pydatetime())

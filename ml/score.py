@@ -65,11 +65,29 @@ def score(
     threshold = float(metadata["threshold"])
     scored_at = (now or datetime.now(UTC)).replace(microsecond=0)
 
-    data = load_features(con)
+    # only the hours this version has not scored yet (and each machine's latest hour, for
+    # the reasons): an hourly run reads a few hours of the marts, not their history
+    since = con.execute(
+        """
+        select least(
+            (select min(f.hour_at) from marts.fct_machine_hour_features f
+             where not exists (
+                 select 1 from ml.machine_hour_scores s
+                 where s.model_version = ? and s.machine_id = f.machine_id
+                   and s.hour_at = f.hour_at)),
+            (select min(latest) from (
+                select max(hour_at) as latest from marts.fct_machine_hour_features
+                group by machine_id))
+        )
+        """,
+        [version],
+    ).fetchone()
+    data = load_features(con, since=pd.Timestamp(since[0]) if since and since[0] else None)
     frame = data.frame
     done = con.execute(
-        "select machine_id, hour_at from ml.machine_hour_scores where model_version = ?",
-        [version],
+        "select machine_id, hour_at from ml.machine_hour_scores where model_version = ?"
+        " and hour_at >= ?",
+        [version, frame["hour_at"].min().to_pydatetime() if len(frame) else datetime.now(UTC)],
     ).df()
     if not done.empty:
         keyed = frame.merge(done.assign(_done=True), on=["machine_id", "hour_at"], how="left")
@@ -118,7 +136,7 @@ def score(
     return ScoreResult(
         model_version=version,
         hours_scored=len(todo),
-        hours_already_scored=len(frame) - len(todo),
+        hours_already_scored=len(frame) - len(todo) + _scored_before(con, version, frame),
         machines=int(frame["machine_id"].nunique()),
         alerts_now=int((latest_risk >= threshold).sum()),
     )
@@ -156,3 +174,13 @@ def explain(model: Any, metadata: dict[str, Any], rows: pd.DataFrame) -> pd.Data
             )
     columns = ["machine_id", "hour_at", "reason_rank", "feature", "feature_value"]
     return pd.DataFrame(out, columns=[*columns, "reference_value", "contribution"])
+
+
+def _scored_before(con: duckdb.DuckDBPyConnection, version: str, frame: pd.DataFrame) -> int:
+    if frame.empty:
+        return 0
+    row = con.execute(
+        "select count(*) from ml.machine_hour_scores where model_version = ? and hour_at < ?",
+        [version, frame["hour_at"].min().to_pydatetime()],
+    ).fetchone()
+    return int(row[0]) if row else 0

@@ -135,7 +135,7 @@ def run_pipeline(
                 ("score", _score),
                 ("risk", _risk),
             ):
-                _write_state(data_dir, **state, stage=stage)
+                _write_state(data_dir, **{**state, "stage": stage})
                 if on_stage:
                     on_stage(stage)
                 started = time.perf_counter()
@@ -150,7 +150,7 @@ def run_pipeline(
             summary.failed_stage = stage
             summary.error = f"{type(exc).__name__}: {exc}"
         summary.ended_at = _now()
-        _write_state(data_dir, **state, stage=stage, status=summary.status)
+        _write_state(data_dir, **{**state, "stage": stage, "status": summary.status})
         with (Path(data_dir) / "runs.jsonl").open("a") as log:
             log.write(json.dumps(asdict(summary)) + "\n")
     return summary
@@ -233,7 +233,9 @@ def _risk(summary: RunSummary, data_dir: str, *_: Any) -> None:
     if not _dbt(summary, data_dir, ["--select", "fct_machine_risk+"]):
         _fail(summary, "risk", "dbt build of fct_machine_risk failed")
         return
-    with duckdb.connect(config.warehouse_path(data_dir), read_only=True) as con:
+    # not read_only: in this process dbt's DuckDB instance may still be cached, and a
+    # connection with a different configuration to the same file is refused
+    with duckdb.connect(config.warehouse_path(data_dir)) as con:
         summary.machines_at_risk = [
             m
             for (m,) in con.sql(

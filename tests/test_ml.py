@@ -1,5 +1,8 @@
 """The maintenance model on a real simulated fleet: real ingestion, real dbt marts, a real
-fit. Small data (8 machines, 45 days at one reading per 10 minutes), full pipeline."""
+fit. The demo's fleet (10 machines, 60 days at one reading per 5 minutes, ~75 failures):
+the smallest on which the comparison with the baselines is not decided by a handful of
+failures (on 8 machines x 45 days the test period holds 6 failures and the ranking of
+the methods flips with the seed)."""
 
 from __future__ import annotations
 
@@ -42,8 +45,8 @@ def fleet_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     simulate(
         SimulationConfig(
             out=str(root),
-            fleet=FleetConfig(machines=8, hours=45 * 24, seed=7, wear_scale=1.5),
-            sample_interval_s=600,
+            fleet=FleetConfig(machines=10, hours=60 * 24, seed=42, wear_scale=1.5),
+            sample_interval_s=300,
             defects=DefectRates.profile("realistic"),
             workers=2,
         )
@@ -70,7 +73,8 @@ def test_model_beats_both_baselines_clearly(trained: tuple[Path, dict[str, Any]]
     assert model["failures"] >= 5, "too few failures in the test period to judge"
     for baseline in (fixed, single):
         assert model["pr_auc"] >= baseline["pr_auc"] + 0.05, (model["pr_auc"], baseline["pr_auc"])
-        assert model["cost"] < baseline["cost"], (model["cost"], baseline["cost"])
+        assert model["cost"] <= 0.9 * baseline["cost"], (model["cost"], baseline["cost"])
+        assert model["failures_caught"] >= baseline["failures_caught"]
     # and the evaluation was honest: periods in time order, threshold from validation
     periods = trained[1]["periods"]
     assert (
@@ -109,16 +113,17 @@ def test_features_are_discovered_and_include_new_firmware_sensors(
         assert f"{sensor}__run_mean_24h" in features
 
 
-def test_training_is_reproducible_with_a_seed(fleet_data: Path, tmp_path: Path) -> None:
-    cfg = TrainConfig(seed=11, grouped_folds=0)
+def test_training_is_reproducible_with_a_seed(
+    fleet_data: Path, trained: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    models, metadata = trained
     with duckdb.connect(str(fleet_data / "warehouse.duckdb"), read_only=True) as con:
-        first = train(con, tmp_path / "a", cfg)
-        second = train(con, tmp_path / "b", cfg)
+        again = train(con, tmp_path, TrainConfig(seed=3, grouped_folds=0))
         frame = load_features(con).frame.tail(500)
-    assert first.metadata["data_fingerprint"] == second.metadata["data_fingerprint"]
-    assert first.metadata["metrics"]["model"] == second.metadata["metrics"]["model"]
-    m1, meta = load(tmp_path / "a")
-    m2, _ = load(tmp_path / "b")
+    assert again.metadata["data_fingerprint"] == metadata["data_fingerprint"]
+    assert again.metadata["metrics"]["model"] == metadata["metrics"]["model"]
+    m1, meta = load(models, metadata["version"])
+    m2, _ = load(tmp_path)
     x = matrix(frame, meta["features"])
     np.testing.assert_array_equal(m1.predict_proba(x), m2.predict_proba(x))
 
@@ -156,7 +161,7 @@ def test_scoring_twice_adds_no_rows_and_the_report_matches_the_scores(
         recomputed = recompute_model_metrics(con, meta)
     assert first.hours_scored == hours == n_rows
     assert second.hours_scored == 0 and again == n_rows
-    assert reasons is not None and reasons[0] == 8 and reasons[1] > 0
+    assert reasons is not None and reasons[0] == 10 and reasons[1] > 0
     for key in ("pr_auc", "roc_auc", "precision", "recall", "cost", "failures_caught"):
         assert recomputed[key] == pytest.approx(meta["metrics"]["model"][key], abs=1e-9)
 
@@ -190,7 +195,7 @@ def test_scoring_twice_adds_no_rows_and_the_report_matches_the_scores(
             "select risk_band, recommended_action, top_reasons, model_version"
             " from marts.fct_machine_risk"
         ).fetchall()
-    assert len(rows) == 8
+    assert len(rows) == 10
     assert all(band != "unknown" and action and reasons for band, action, reasons, _ in rows)
     assert {v for *_, v in rows} == {meta["version"]}
 

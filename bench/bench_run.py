@@ -1,0 +1,120 @@
+"""Benchmark the hourly `shopfloor run`: 10 new files on top of 1 vs 30 days of history.
+
+For each history length, the fleet (10 machines) is simulated and loaded with a first,
+untimed `shopfloor run`; then the machines write one more hour (10 files) and the
+hourly run is timed in a child process: wall time, per-stage seconds (from the run log)
+and the child's peak RSS (VmHWM). The same model is used for both histories (trained
+on the 30-day fleet), so the hourly runs do the same work apart from history.
+The reference measured in the same run is the 1-day-history hourly run: the ratio
+30 d / 1 d shows whether cost follows history or start-up.
+
+    uv run python bench/bench_run.py                # 1 and 30 days, one reading a minute
+    uv run python bench/bench_run.py --sample-interval 1 --days 1 7
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from shopfloor.simulator.defects import DefectRates
+from shopfloor.simulator.fleet import FleetConfig
+from shopfloor.simulator.simulate import SimulationConfig, simulate
+
+_CHILD = """
+import json, sys, time
+from shopfloor.run import run_pipeline
+
+def peak_rss_mb():
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+
+t0 = time.perf_counter()
+s = run_pipeline(sys.argv[1], sys.argv[2])
+print(json.dumps({"seconds": time.perf_counter() - t0, "status": s.status, "error": s.error,
+                  "stages": s.stages_s, "files_new": s.files_new, "hours_scored": s.hours_scored,
+                  "peak_rss_mb": peak_rss_mb()}))
+"""
+
+
+def fleet(root: Path, hours: int, interval: int) -> None:
+    simulate(
+        SimulationConfig(
+            out=str(root),
+            fleet=FleetConfig(machines=10, hours=hours, seed=42, wear_scale=1.5),
+            sample_interval_s=interval,
+            defects=DefectRates.profile("realistic"),
+            skip_existing=True,
+        )
+    )
+
+
+def child_run(data: Path, landing: Path) -> dict:
+    started = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(data), str(landing)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SHOPFLOOR_PSEUDONYM_KEY": "bench"},
+    )
+    if out.returncode:
+        raise SystemExit(out.stderr[-3000:])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["wall_s"] = time.perf_counter() - started  # includes interpreter start-up
+    if result["status"] != "succeeded":
+        raise SystemExit(f"run failed: {result['error']}")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, nargs="+", default=[30, 1])
+    parser.add_argument("--sample-interval", type=int, default=60)
+    args = parser.parse_args()
+    days = sorted(args.days, reverse=True)  # the longest history trains the shared model
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="bench_run_") as tmp:
+        models: Path | None = None
+        for d in days:
+            root = Path(tmp) / f"{d}d"
+            data = root / "data"
+            print(f"[{d} d] simulating and loading the history ...", flush=True)
+            fleet(root, d * 24, args.sample_interval)
+            if models is not None:
+                shutil.copytree(models, data / "models")
+            initial = child_run(data, root / "landing")
+            models = data / "models"
+            fleet(root, d * 24 + 1, args.sample_interval)  # the machines write one more hour
+            hourly = child_run(data, root / "landing")
+            results[d] = {"initial": initial, "hourly": hourly}
+            print(
+                f"[{d} d] hourly run: {hourly['wall_s']:.1f} s wall, "
+                f"{hourly['files_new']} new files, stages {hourly['stages']}, "
+                f"peak RSS {hourly['peak_rss_mb']:.0f} MB",
+                flush=True,
+            )
+    short, long_ = min(days), max(days)
+    ratio = results[long_]["hourly"]["wall_s"] / results[short]["hourly"]["wall_s"]
+    print("\n| history | hourly run wall s | ingest | build | score | risk | peak RSS MB |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for d in days:
+        h = results[d]["hourly"]
+        s = h["stages"]
+        print(
+            f"| {d} d | {h['wall_s']:.1f} | {s.get('ingest', 0):.1f} | {s.get('build', 0):.1f} "
+            f"| {s.get('score', 0):.1f} | {s.get('risk', 0):.1f} | {h['peak_rss_mb']:.0f} |"
+        )
+    print(f"\nratio {long_} d / {short} d history: {ratio:.2f}x (target: under 30 s, flat in history)")
+
+
+if __name__ == "__main__":
+    main()
