@@ -55,17 +55,15 @@ def load_features(
     machines: list[str] | None = None,
 ) -> FeatureFrame:
     """Read the feature marts, pivot sensor statistics wide, discover the feature columns."""
+    # literals, not parameters: DuckDB's dynamic PIVOT refuses parameters in its source
     where = []
-    params: list[object] = []
     if since is not None:
-        where.append("hour_at >= ?")
-        params.append(since.to_pydatetime())
+        where.append(f"hour_at >= '{pd.Timestamp(since).isoformat()}'::timestamptz")
     if until is not None:
-        where.append("hour_at <= ?")
-        params.append(until.to_pydatetime())
+        where.append(f"hour_at <= '{pd.Timestamp(until).isoformat()}'::timestamptz")
     if machines:
-        where.append("list_contains(?, machine_id)")
-        params.append(machines)
+        quoted = ", ".join("'" + m.replace("'", "''") + "'" for m in machines)
+        where.append(f"machine_id in ({quoted})")
     clause = ("where " + " and ".join(where)) if where else ""
 
     sensor_cols = [
@@ -73,16 +71,15 @@ def load_features(
         for name, *_ in con.sql(f"describe {SENSOR_FEATURES_MART}").fetchall()
         if name not in (*KEYS, "sensor") and name not in SENSOR_STATS_EXCLUDED
     ]
-    base = con.execute(f"select * from {FEATURES_MART} {clause}", params).df()
-    sensors = con.execute(
+    base = con.sql(f"select * from {FEATURES_MART} {clause}").df()
+    sensors = con.sql(
         f"""
         pivot (select machine_id, hour_at, sensor, {", ".join(sensor_cols)}
                from {SENSOR_FEATURES_MART} {clause})
         on sensor
         using {", ".join(f"first({c}) as {c}" for c in sensor_cols)}
         group by machine_id, hour_at
-        """,
-        params,
+        """
     ).df()
     # DuckDB names pivoted columns <sensor>_<alias>; make the split unambiguous
     sensors = sensors.rename(
