@@ -273,12 +273,16 @@ def ingest_with_progress(cfg: IngestConfig) -> IngestSummary:
 def build(
     data_dir: DataDirOption = "",
     select: Annotated[str | None, typer.Option(help="dbt node selection, e.g. marts.")] = None,
+    exclude: Annotated[
+        str | None, typer.Option(help="dbt nodes to leave out, e.g. test_type:data.")
+    ] = None,
     full_refresh: Annotated[bool, typer.Option(help="Rebuild incremental models.")] = False,
 ) -> None:
     """Build and test the dbt warehouse (`dbt build`): staging, marts, tests, contracts."""
     from shopfloor.dbt import run_dbt
 
     args = ["build"] + (["--select", select] if select else [])
+    args += ["--exclude", exclude] if exclude else []
     args += ["--full-refresh"] if full_refresh else []
     result = run_dbt(args, data_dir or config.data_dir())
     if not result.success:

@@ -206,7 +206,7 @@ def test_changing_rows_after_t_changes_nothing_at_or_before_t(
     """Leakage: features and scores of hours ending at or before t only look back."""
     data = tmp_path / "data"
     shutil.copytree(fleet_data, data, ignore=shutil.ignore_patterns("dbt_target"))
-    model, meta = load(*trained)
+    model, meta = load(trained[0], trained[1]["version"])
     with duckdb.connect(str(data / "warehouse.duckdb")) as con:
         hours = con.sql("select min(hour_at), max(hour_at) from marts.fct_machine_hours").fetchone()
         assert hours is not None
