@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import json
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -400,6 +400,17 @@ def train(
     )
 
 
+def _load_model(data: str, version: str | None) -> tuple[Any, dict[str, Any]]:
+    """A model version (default: the latest) or a clear message and exit 1."""
+    from ml.model import load
+
+    try:
+        return load(config.models_dir(data), version)
+    except (FileNotFoundError, ValueError) as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from exc
+
+
 @app.command()
 def score(
     data_dir: DataDirOption = "",
@@ -412,15 +423,10 @@ def score(
     Idempotent per model version and hour. Run `shopfloor build --select fct_machine_risk`
     (or `shopfloor run`) afterwards to refresh the risk mart.
     """
-    from ml.model import load
     from ml.score import score as score_hours
 
     data = data_dir or config.data_dir()
-    try:
-        model, meta = load(config.models_dir(data), model_version)
-    except (FileNotFoundError, ValueError) as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(1) from exc
+    model, meta = _load_model(data, model_version)
     with _connect(data) as con, console.status("scoring..."):
         try:
             result = score_hours(con, model, meta)
@@ -442,15 +448,10 @@ def report(
     ] = None,
 ) -> None:
     """Write the model's evaluation report (Markdown + PNG plots) under <data>/reports/<version>."""
-    from ml.model import load
     from ml.report import write_report
 
     data = data_dir or config.data_dir()
-    try:
-        _, meta = load(config.models_dir(data), model_version)
-    except (FileNotFoundError, ValueError) as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(1) from exc
+    _, meta = _load_model(data, model_version)
     with _connect(data, read_only=True) as con:
         try:
             path = write_report(con, meta, config.reports_dir(data) / meta["version"])
