@@ -237,9 +237,15 @@ def test_changing_rows_after_t_changes_nothing_at_or_before_t(
             params=[t_end],
         ).fetchone()
     assert later is not None and later[0] > 0
-    pd.testing.assert_frame_equal(before, after)
+    # DuckDB's parallel window aggregates sum floats in no fixed order: a rebuild moves
+    # values by ~1e-10 relative (measured, even without any change). A look into the future
+    # (readings x3) would move them by far more than 1e-8.
+    pd.testing.assert_frame_equal(before, after, check_exact=False, rtol=1e-8)
     x_before, x_after = matrix(before, meta["features"]), matrix(after, meta["features"])
-    np.testing.assert_array_equal(model.predict_proba(x_before), model.predict_proba(x_after))
+    moved = np.abs(model.predict_proba(x_before)[:, 1] - model.predict_proba(x_after)[:, 1])
+    # trees are step functions: that noise can tip a value sitting on a split (8 of ~7,000
+    # hours, by < 0.006, in one run); anything more would be information from after t
+    assert moved.max() < 0.02 and (moved > 1e-12).mean() < 0.005, (moved.max(), moved.mean())
     # and the check has teeth: the hours after t did change
     with duckdb.connect(str(fleet_data / "warehouse.duckdb"), read_only=True) as con:
         original_late = load_features(con).frame
