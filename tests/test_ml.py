@@ -63,7 +63,7 @@ def fleet_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def trained(fleet_data: Path) -> tuple[Path, dict[str, Any]]:
     models = fleet_data / "models"
     with duckdb.connect(str(fleet_data / "warehouse.duckdb"), read_only=True) as con:
-        result = train(con, models, TrainConfig(seed=3))
+        result = train(con, models, TrainConfig(seed=3, grouped_folds=2))
     return models, result.metadata
 
 

@@ -124,23 +124,23 @@ def test_run_then_one_more_hour_then_nothing_new(plant: tuple[Path, Path]) -> No
     assert run2["hours_scored"] >= scored_new
     assert duplicates(data) == {"raw readings": 0, "machine hours": 0, "scores": 0}
 
-    # nothing new: nothing changes
-    before = one(
-        data,
-        HOURS_CHECKSUM,
-    )
+    # nothing new, and the run is killed -9 in the middle of its dbt build: the next run
+    # says so, resumes, and nothing has changed
+    before = one(data, HOURS_CHECKSUM)
     scores_before = one(data, "select count(*) from ml.machine_hour_scores")
+    env = {**os.environ, "COLUMNS": "160", "SHOPFLOOR_PSEUDONYM_KEY": "k"}
+    killed = subprocess.Popen(run_cmd(data, landing), stdout=subprocess.DEVNULL, env=env)
+    _wait_for_stage(data, {"build"}, killed)
+    time.sleep(2)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert killed.returncode == -signal.SIGKILL
     third = shopfloor_run(data, landing)
-    assert third.returncode == 0
+    assert third.returncode == 0, third.stdout[-4000:]
+    assert "did not finish" in third.stdout
     run3 = last_run(data)
     assert run3["files_new"] == 0 and run3["hours_scored"] == 0
-    assert (
-        one(
-            data,
-            HOURS_CHECKSUM,
-        )
-        == before
-    )
+    assert one(data, HOURS_CHECKSUM) == before
     assert one(data, "select count(*) from ml.machine_hour_scores") == scores_before
 
     status = subprocess.run(
@@ -154,7 +154,7 @@ def test_run_then_one_more_hour_then_nothing_new(plant: tuple[Path, Path]) -> No
     assert status.stdout.count("succeeded") >= 3
 
 
-def test_concurrent_runs_and_a_killed_run(plant: tuple[Path, Path]) -> None:
+def test_concurrent_runs(plant: tuple[Path, Path]) -> None:
     landing, data = plant
     if not (data / "warehouse.duckdb").exists():
         pytest.skip("needs the warehouse of the end-to-end test")
@@ -176,17 +176,6 @@ def test_concurrent_runs_and_a_killed_run(plant: tuple[Path, Path]) -> None:
     assert c.returncode == 0, c.stdout[-3000:]
     assert last_run(data)["files_new"] == 0  # the waiting run found the first run's work done
 
-    # a run killed -9 in the middle of the dbt build: the next run says so and resumes
-    simulate_hours(landing.parent, HOURS + 4)
-    e = subprocess.Popen(run_cmd(data, landing), stdout=subprocess.DEVNULL, env=env)
-    _wait_for_stage(data, {"build"}, e)
-    time.sleep(2)
-    e.send_signal(signal.SIGKILL)
-    e.wait()
-    assert e.returncode == -signal.SIGKILL
-    f = shopfloor_run(data, landing)
-    assert f.returncode == 0, f.stdout[-4000:]
-    assert "did not finish" in f.stdout
     newest = one(data, "select max(hour_at) from marts.fct_machine_hours")
     assert (
         one(
