@@ -320,7 +320,7 @@ def docs(
             httpd.serve_forever()
 
 
-def _connect(data: str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+def _connect(data: str) -> duckdb.DuckDBPyConnection:
     import duckdb
 
     path = config.warehouse_path(data)
@@ -331,7 +331,9 @@ def _connect(data: str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
             f"[red]No warehouse at {path}[/]: run `shopfloor ingest` and `shopfloor build`"
         )
         raise typer.Exit(1)
-    return duckdb.connect(path, read_only=read_only)
+    # never read_only: after an in-process dbt run (demo) DuckDB refuses a second
+    # connection to the same file with a different configuration
+    return duckdb.connect(path)
 
 
 @app.command()
@@ -360,7 +362,7 @@ def train(
         min_lead_hours=min_lead_hours,
         costs=Costs(unplanned_failure=cost_failure, preventive_visit=cost_visit),
     )
-    with _connect(data, read_only=True) as con, console.status("training..."):
+    with _connect(data) as con, console.status("training..."):
         try:
             result = train_model(con, config.models_dir(data), cfg)
         except ValueError as exc:
@@ -452,7 +454,7 @@ def report(
 
     data = data_dir or config.data_dir()
     _, meta = _load_model(data, model_version)
-    with _connect(data, read_only=True) as con:
+    with _connect(data) as con:
         try:
             path = write_report(con, meta, config.reports_dir(data) / meta["version"])
         except RuntimeError as exc:
