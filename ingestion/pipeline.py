@@ -122,13 +122,13 @@ def known_files(pipeline: dlt.Pipeline) -> KnownFiles:
     known = KnownFiles()
     try:
         rows = pipeline.dataset()(
-            "select file_url, size_bytes, modified_at, content_sha256, relative_path "
+            "select size_bytes, modified_at, content_sha256, relative_path "
             "from landing_files order by ingested_at"
         ).fetchall()
     except Exception:  # no dataset or table yet
         return known
-    for url, size, modified, digest, rel in rows:
-        known.versions.add(KnownFiles.key(url, size, modified))
+    for size, modified, digest, rel in rows:
+        known.versions.add(KnownFiles.key(rel, size, modified))
         known.hashes.setdefault(digest, rel)
     return known
 

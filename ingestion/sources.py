@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import posixpath
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import dlt
 import fsspec
@@ -37,11 +39,14 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 from dlt.common.libs.pyarrow import py_arrow_to_table_schema_columns
-from dlt.sources.filesystem import FileItemDict, filesystem
+from dlt.common.storages.configuration import FilesystemConfiguration, make_fsspec_url
+from dlt.common.storages.fsspec_filesystem import MTIME_DISPATCH, FileItem, guess_mime_type
+from dlt.sources.filesystem import FileItemDict
 
 from ingestion.telemetry import ParsedTelemetry, QuarantineError, parse_telemetry, sha256
 
-TELEMETRY_GLOB = "telemetry/**/*.txt"
+TELEMETRY_DIR = "telemetry"  # every *.txt file below it, at any depth
+TELEMETRY_SUFFIX = ".txt"
 MAINTENANCE_PATH = "maintenance/maintenance_log.csv"
 PLANT_TIMEZONE = "America/Sao_Paulo"
 
@@ -50,12 +55,70 @@ PLANT_TIMEZONE = "America/Sao_Paulo"
 class KnownFiles:
     """What earlier runs ingested, read from the warehouse's landing_files table."""
 
-    versions: set[tuple[str, int, str]] = field(default_factory=set)  # (url, size, mtime iso)
+    # (relative path, size, mtime iso): a file is new or changed when its key is not here
+    versions: set[tuple[str, int, str]] = field(default_factory=set)
     hashes: dict[str, str] = field(default_factory=dict)  # sha256 -> first relative path
 
     @staticmethod
-    def key(url: str, size: int, modified: datetime) -> tuple[str, int, str]:
-        return (url, int(size), modified.astimezone(UTC).isoformat())
+    def key(relative_path: str, size: int, modified: datetime) -> tuple[str, int, str]:
+        return (relative_path, int(size), modified.astimezone(UTC).isoformat())
+
+
+def list_new_telemetry(
+    fs: fsspec.AbstractFileSystem, landing_url: str, known: KnownFiles
+) -> tuple[int, list[FileItemDict]]:
+    """(files listed, the new or changed ones as dlt file items, oldest delivery first).
+
+    One fsspec `find` of the telemetry folder with its metadata (a directory walk
+    locally, paginated LIST calls on S3), compared with the known versions by
+    relative path, size and modification time. dlt's `filesystem` resource builds
+    a full file item (URL normalisation, a `realpath` per file) for every file
+    listed: measured 3.5 s for 7,200 files, i.e. an hourly run whose cost grew
+    with history. Here only the new files get a file item.
+    """
+    is_local = "file" in fs.protocol
+    if is_local and FilesystemConfiguration.is_local_path(landing_url):
+        landing_url = FilesystemConfiguration.make_file_url(landing_url)
+    scheme = urlparse(landing_url).scheme
+    if is_local:
+        root = FilesystemConfiguration.make_local_path(landing_url).rstrip("/")
+    else:
+        root = fs._strip_protocol(landing_url).rstrip("/")
+    found = fs.find(f"{root}/{TELEMETRY_DIR}", detail=True)
+    listed = 0
+    new: list[FileItemDict] = []
+    for path, info in found.items():
+        if info.get("type") != "file" or not path.endswith(TELEMETRY_SUFFIX):
+            continue
+        listed += 1
+        rel = (
+            posixpath.relpath(path, root)
+            if not is_local
+            else Path(path).relative_to(root).as_posix()
+        )
+        modified = MTIME_DISPATCH[scheme](info) or datetime.now(UTC)
+        size = int(info.get("size") or 0)
+        if KnownFiles.key(rel, size, modified) in known.versions:
+            continue
+        mime_type, encoding = guess_mime_type(rel)
+        item = FileItem(
+            file_name=posixpath.basename(rel),
+            relative_path=rel,
+            file_url=(
+                FilesystemConfiguration.make_file_url(path)
+                if is_local
+                else make_fsspec_url(scheme, path, landing_url)
+            ),
+            mime_type=mime_type,
+            modification_date=modified,
+            size_in_bytes=size,
+        )
+        if encoding:
+            item["encoding"] = encoding
+        new.append(FileItemDict(item, fs))
+    # oldest delivery first: of two identical files, the one that came first is kept
+    new.sort(key=lambda f: (f["modification_date"], f["relative_path"]))
+    return listed, new
 
 
 def _table(item: Any, name: str) -> Any:
@@ -110,27 +173,14 @@ def landing_source(
     # one fsspec filesystem for everything the source reads: credentials and endpoints
     # come from fsspec's usual configuration (environment, ~/.aws, fsspec config)
     landing_fs, _ = fsspec.core.url_to_fs(landing_url)
-    listing = filesystem(
-        bucket_url=landing_url,
-        credentials=landing_fs,
-        file_glob=TELEMETRY_GLOB,
-        files_per_page=1_000_000,
-    ).with_name("telemetry_listing")
 
-    @dlt.transformer(name="telemetry", data_from=listing)
-    def telemetry(items: list[FileItemDict]) -> Iterator[Any]:
+    @dlt.resource(name="telemetry")
+    def telemetry() -> Iterator[Any]:
         """Parse new or changed files; record every file's outcome."""
         ingested_at = datetime.now(UTC)
-        new = [
-            f
-            for f in items
-            if KnownFiles.key(f["file_url"], f["size_in_bytes"], f["modification_date"])
-            not in known.versions
-        ]
+        listed, new = list_new_telemetry(landing_fs, landing_url, known)
         if on_listed:
-            on_listed(len(items), len(new))
-        # oldest delivery first: of two identical files, the one that came first is kept
-        new.sort(key=lambda f: (f["modification_date"], f["relative_path"]))
+            on_listed(listed, len(new))
         seen_hashes = dict(known.hashes)
         load_id = dlt.current.load_package_state()["load_id"]
         writer = _ReadingsWriter(load_id, staging_dir)
