@@ -149,10 +149,19 @@ def explain(model: Any, metadata: dict[str, Any], rows: pd.DataFrame) -> pd.Data
     x_rows = matrix(rows, features).reset_index(drop=True)
     base = model.predict_proba(x_rows)[:, 1]
     numeric = [f for f in features if f not in CATEGORICAL and f in reference]
-    # one batch: every row with one feature set to its reference value
-    batch = pd.concat([x_rows] * len(numeric), ignore_index=True)
-    for i, feature in enumerate(numeric):
-        batch.loc[i * len(x_rows) : (i + 1) * len(x_rows) - 1, feature] = reference[feature]
+    # one batch: every row with one feature set to its reference value; built column by
+    # column in NumPy (block i of the batch is the rows with numeric[i] replaced)
+    n = len(x_rows)
+    position = {feature: i for i, feature in enumerate(numeric)}
+    columns: dict[str, Any] = {}
+    for feature in features:
+        values = np.tile(x_rows[feature].to_numpy(), len(numeric))
+        if feature in position:
+            values = values.astype(float)
+            i = position[feature]
+            values[i * n : (i + 1) * n] = reference[feature]
+        columns[feature] = pd.Series(values).astype(x_rows[feature].dtype)
+    batch = pd.DataFrame(columns)
     moved = model.predict_proba(batch)[:, 1].reshape(len(numeric), len(x_rows))
     contribution = base[None, :] - moved  # how much the actual value raises the risk
     out = []
