@@ -158,6 +158,29 @@ stuck_runs as (
 
 ),
 
+stuck_wide as (
+
+    -- the readings inside a stuck run, one row per reading, a flag per sensor
+    -- (few rows: stuck runs are rare)
+    select
+        machine_id,
+        hour_at,
+        rn,
+        {% for s in sensors %}
+            bool_or(sensor = '{{ s }}') as {{ s }}{{ "," if not loop.last }}
+        {% endfor %}
+    from (
+        select
+            machine_id,
+            hour_at,
+            sensor,
+            unnest(generate_series(first_rn, last_rn)) as rn
+        from stuck_runs
+    ) as stuck_readings
+    group by machine_id, hour_at, rn
+
+),
+
 flagged_wide as (
 
     select
@@ -176,7 +199,8 @@ flagged_wide as (
             ) as {{ s }}__spike,
             coalesce(
                 base.{{ s }} < ratings.{{ s }}__min or base.{{ s }} > ratings.{{ s }}__max, false
-            ) as {{ s }}__out_of_range{{ "," if not loop.last }}
+            ) as {{ s }}__out_of_range,
+            coalesce(stuck_wide.{{ s }}, false) as {{ s }}__stuck{{ "," if not loop.last }}
         {% endfor %}
     from base
     inner join medians
@@ -190,37 +214,113 @@ flagged_wide as (
             and base.hour_at = mads.hour_at
             and base.status is not distinct from mads.status
     left join ratings on base.machine_id = ratings.machine_id
-
-),
-
-unpivoted as (
-
-    -- one row per reading and sensor, three value columns; a missing reading
-    -- (NULL value) is filtered below. sqlfluff cannot parse a multi-column
-    -- UNPIVOT, hence the noqa.
-    unpivot flagged_wide  -- noqa: PRS
-    on
-        {% for s in sensors %}
-            ({{ s }}__value, {{ s }}__spike, {{ s }}__out_of_range) as {{ s }}
-            {{- "," if not loop.last }}
-        {% endfor %}
-    into name sensor value sensor_value, is_spike, is_out_of_range
+    left join stuck_wide
+        on
+            base.machine_id = stuck_wide.machine_id
+            and base.hour_at = stuck_wide.hour_at
+            and base.rn = stuck_wide.rn
 
 ),
 
 flagged_long as (
 
-    select
-        unpivoted.*,
-        stuck_runs.sensor is not null as is_stuck
-    from unpivoted
-    left join stuck_runs
+    -- one row per reading and sensor, four value columns; a missing reading
+    -- (NULL value) is filtered out. sqlfluff cannot parse a multi-column
+    -- UNPIVOT, hence the noqa.
+    select *
+    from (
+        unpivot flagged_wide  -- noqa: PRS
         on
-            unpivoted.machine_id = stuck_runs.machine_id
-            and unpivoted.hour_at = stuck_runs.hour_at
-            and unpivoted.sensor = stuck_runs.sensor
-            and unpivoted.rn between stuck_runs.first_rn and stuck_runs.last_rn
-    where unpivoted.sensor_value is not null
+            {% for s in sensors %}
+                ({{ s }}__value, {{ s }}__spike, {{ s }}__out_of_range, {{ s }}__stuck)
+                as {{ s }}{{ "," if not loop.last }}
+            {% endfor %}
+        into name sensor value sensor_value, is_spike, is_out_of_range, is_stuck
+    ) as unpivoted
+    where sensor_value is not null
+
+)
+{% endmacro %}
+
+
+{#
+    Per machine, hour and sensor: the statistics of fct_machine_hour_sensors,
+    as CTEs after flagged_readings(), ending in `sensor_hours`. Aggregated on
+    the wide flagged rows (one aggregate per sensor and statistic, one pass),
+    then unpivoted: the long per-reading rows (one per reading and sensor,
+    ~36 per reading) are never built. A sensor with no reading in the hour
+    gets no row.
+#}
+{% macro sensor_hour_stats() %}
+{%- set sensors = sensor_columns(ref('stg_landing__telemetry_readings')) -%}
+{%- set stats = [
+    'readings', 'clean_readings', 'value_mean', 'value_std', 'value_min', 'value_max',
+    'value_p95', 'run_value_mean', 'spike_count', 'stuck_count', 'out_of_range_count'
+] -%}
+clean_wide as (
+
+    -- per sensor, the value if no flag is raised, and that clean value while running
+    select
+        machine_id,
+        hour_at,
+        {% for s in sensors %}
+            {{ s }}__value,
+            {{ s }}__spike,
+            {{ s }}__stuck,
+            {{ s }}__out_of_range,
+            case
+                when not ({{ s }}__spike or {{ s }}__stuck or {{ s }}__out_of_range)
+                    then {{ s }}__value
+            end as {{ s }}__clean{{ "," if not loop.last }}
+        {% endfor %},
+        status = 'RUN' as is_running
+    from flagged_wide
+
+),
+
+hours_wide as (
+
+    -- CASE, not FILTER: with hundreds of aggregates DuckDB evaluates FILTER
+    -- clauses ~30x slower (measured 68 s vs 2.4 s on one full-fidelity day).
+    -- A flag is only ever raised on a non-NULL value, so count_if counts values.
+    select
+        machine_id,
+        hour_at,
+        {% for s in sensors %}
+            count({{ s }}__value) as {{ s }}__readings,
+            count({{ s }}__clean) as {{ s }}__clean_readings,
+            avg({{ s }}__clean) as {{ s }}__value_mean,
+            stddev_samp({{ s }}__clean) as {{ s }}__value_std,
+            min({{ s }}__clean) as {{ s }}__value_min,
+            max({{ s }}__clean) as {{ s }}__value_max,
+            quantile_cont({{ s }}__clean, 0.95) as {{ s }}__value_p95,
+            avg(case when is_running then {{ s }}__clean end) as {{ s }}__run_value_mean,
+            count_if({{ s }}__spike) as {{ s }}__spike_count,
+            count_if({{ s }}__stuck) as {{ s }}__stuck_count,
+            count_if({{ s }}__out_of_range) as {{ s }}__out_of_range_count
+            {{- "," if not loop.last }}
+        {% endfor %}
+    from clean_wide
+    group by machine_id, hour_at
+
+),
+
+sensor_hours as (
+
+    -- the SQL-standard UNPIVOT form: only it takes INCLUDE NULLS, and a
+    -- multi-column UNPIVOT otherwise drops a row when one of its values is NULL
+    -- (e.g. run_value_mean of an hour the machine never ran)
+    select *
+    from hours_wide
+    unpivot include nulls (  -- noqa: PRS
+        ({{ stats | join(', ') }}) for sensor in (
+            {% for s in sensors %}
+                ({% for stat in stats %}{{ s }}__{{ stat }}{{ ", " if not loop.last }}{% endfor %})
+                as {{ s }}{{ "," if not loop.last }}
+            {% endfor %}
+        )
+    )
+    where readings > 0
 
 )
 {% endmacro %}

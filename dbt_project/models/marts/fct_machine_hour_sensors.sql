@@ -11,7 +11,8 @@
     readings (not flagged as spike, stuck or out of range) and the flag counts.
     The flags are computed here from the wide staged readings (macro
     flagged_readings, the same rules as int_readings_flagged), so an
-    incremental run's hour filter reaches the raw scan.
+    incremental run's hour filter reaches the raw scan, and the statistics
+    are aggregated on the wide rows, then unpivoted (macro sensor_hour_stats).
     Long on purpose: a sensor a new firmware adds becomes new rows, and the
     contract stays fixed.
 #}
@@ -23,21 +24,7 @@ with
     ) if is_incremental() else none
 ) }},
 
-readings as (
-
-    select
-        machine_id,
-        hour_at,
-        sensor,
-        status,
-        sensor_value,
-        is_spike,
-        is_stuck,
-        is_out_of_range,
-        not(is_spike or is_stuck or is_out_of_range) as is_clean
-    from flagged_long
-
-),
+{{ sensor_hour_stats() }},
 
 final as (
 
@@ -45,19 +32,18 @@ final as (
         machine_id,
         hour_at,
         sensor,
-        count(*) as readings,
-        count(*) filter (where is_clean) as clean_readings,
-        avg(sensor_value) filter (where is_clean) as value_mean,
-        stddev_samp(sensor_value) filter (where is_clean) as value_std,
-        min(sensor_value) filter (where is_clean) as value_min,
-        max(sensor_value) filter (where is_clean) as value_max,
-        quantile_cont(sensor_value, 0.95) filter (where is_clean) as value_p95,
-        avg(sensor_value) filter (where is_clean and status = 'RUN') as run_value_mean,
-        count(*) filter (where is_spike) as spike_count,
-        count(*) filter (where is_stuck) as stuck_count,
-        count(*) filter (where is_out_of_range) as out_of_range_count
-    from readings
-    group by machine_id, hour_at, sensor
+        readings,
+        clean_readings,
+        value_mean,
+        value_std,
+        value_min,
+        value_max,
+        value_p95,
+        run_value_mean,
+        spike_count::bigint as spike_count,
+        stuck_count::bigint as stuck_count,
+        out_of_range_count::bigint as out_of_range_count
+    from sensor_hours
 
 )
 
