@@ -12,13 +12,15 @@ import secrets
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import dlt
+import duckdb
 from dlt.common.pipeline import LoadInfo
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
@@ -133,12 +135,43 @@ def known_files(pipeline: dlt.Pipeline) -> KnownFiles:
     return known
 
 
+@contextmanager
+def _warehouse_held_open(cfg: IngestConfig) -> Iterator[None]:
+    """Keep the DuckDB warehouse open for the whole run.
+
+    dlt opens and closes its DuckDB connection about ten times per run. Each time the
+    last connection to a file closes, DuckDB checkpoints and closes the database, and
+    the next open reads its metadata again: ~0.2 s per cycle on a 7-day warehouse,
+    growing with history (measured 2.5 s of a 6.5 s one-hour run). While this process
+    holds one connection, dlt's `duckdb.connect` gets the database that is already open
+    (same file, same connect configuration) and its closes are cheap.
+    """
+    if cfg.lakehouse:
+        yield
+        return
+    Path(cfg.warehouse).parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(cfg.warehouse)
+    try:
+        yield
+    finally:
+        con.close()
+
+
 def run_ingest(
     cfg: IngestConfig,
     on_file: Callable[[dict[str, Any]], None] | None = None,
     on_listed: Callable[[int, int], None] | None = None,
 ) -> IngestSummary:
     """One ingestion run; never raises for bad input (see IngestSummary.status)."""
+    with _warehouse_held_open(cfg):
+        return _run_ingest(cfg, on_file, on_listed)
+
+
+def _run_ingest(
+    cfg: IngestConfig,
+    on_file: Callable[[dict[str, Any]], None] | None,
+    on_listed: Callable[[int, int], None] | None,
+) -> IngestSummary:
     started = datetime.now(UTC)
     t0 = time.perf_counter()
     pipeline = make_pipeline(cfg)
