@@ -153,15 +153,15 @@ def explain(model: Any, metadata: dict[str, Any], rows: pd.DataFrame) -> pd.Data
     # column in NumPy (block i of the batch is the rows with numeric[i] replaced)
     n = len(x_rows)
     position = {feature: i for i, feature in enumerate(numeric)}
-    columns: dict[str, Any] = {}
+    batch_columns: dict[str, Any] = {}
     for feature in features:
         values = np.tile(x_rows[feature].to_numpy(), len(numeric))
         if feature in position:
             values = values.astype(float)
             i = position[feature]
             values[i * n : (i + 1) * n] = reference[feature]
-        columns[feature] = pd.Series(values).astype(x_rows[feature].dtype)
-    batch = pd.DataFrame(columns)
+        batch_columns[feature] = pd.Series(values).astype(x_rows[feature].dtype)
+    batch = pd.DataFrame(batch_columns)
     moved = model.predict_proba(batch)[:, 1].reshape(len(numeric), len(x_rows))
     contribution = base[None, :] - moved  # how much the actual value raises the risk
     out = []
