@@ -33,15 +33,14 @@ from shopfloor.simulator.defects import DefectRates
 from shopfloor.simulator.fleet import FleetConfig
 from shopfloor.simulator.simulate import SimulationConfig, simulate
 
-_CHILD = """
+# the child imports bench/rss.py
+_CHILD = (
+    f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+    + """
 import json, sys, time
+from rss import peak_rss_mb
 from shopfloor.dbt import run_dbt
 
-def peak_rss_mb():
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
 
 t0 = time.perf_counter()
 result = run_dbt(["build", "--quiet", *sys.argv[2:]], sys.argv[1])
@@ -51,6 +50,7 @@ print(json.dumps({"seconds": time.perf_counter() - t0, "success": bool(result.su
                   "nodes": len(nodes), "slowest": [[round(s, 1), n] for s, n in slowest],
                   "peak_rss_mb": peak_rss_mb()}))
 """
+)
 
 # what `shopfloor run` builds every hour (shopfloor/run.py)
 HOURLY_ARGS = ["--exclude-resource-type", "unit_test"]

@@ -30,17 +30,14 @@ from shopfloor.simulator.defects import DefectRates
 from shopfloor.simulator.fleet import FleetConfig
 from shopfloor.simulator.simulate import SimulationConfig, simulate
 
-_CHILD = """
+# the child imports bench/rss.py
+_CHILD = (
+    f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+    + """
 import json, sys, time
+from rss import peak_rss_mb
 from ingestion.pipeline import IngestConfig, run_ingest
 
-def peak_rss_mb():
-    # VmHWM: peak RSS of this process image. Not ru_maxrss, which also counts the
-    # parent's memory at fork time (the parent holds the reference's DuckDB data).
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
 
 cfg = IngestConfig(landing=sys.argv[1], data_dir=sys.argv[2])
 t0 = time.perf_counter()
@@ -50,6 +47,7 @@ print(json.dumps({"seconds": time.perf_counter() - t0, "rows": s.rows_loaded,
                   "error": s.error, "timings": s.timings,
                   "peak_rss_mb": peak_rss_mb()}))
 """
+)
 
 
 def ingest(landing: Path, data: Path) -> dict:

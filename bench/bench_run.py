@@ -28,15 +28,14 @@ from shopfloor.simulator.defects import DefectRates
 from shopfloor.simulator.fleet import FleetConfig
 from shopfloor.simulator.simulate import SimulationConfig, simulate
 
-_CHILD = """
+# the child imports bench/rss.py
+_CHILD = (
+    f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+    + """
 import json, sys, time
+from rss import peak_rss_mb
 from shopfloor.run import run_pipeline
 
-def peak_rss_mb():
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
 
 t0 = time.perf_counter()
 s = run_pipeline(sys.argv[1], sys.argv[2])
@@ -44,6 +43,7 @@ print(json.dumps({"seconds": time.perf_counter() - t0, "status": s.status, "erro
                   "stages": s.stages_s, "files_new": s.files_new, "hours_scored": s.hours_scored,
                   "peak_rss_mb": peak_rss_mb()}))
 """
+)
 
 
 def fleet(root: Path, hours: int, interval: int) -> None:
