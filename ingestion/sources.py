@@ -91,11 +91,7 @@ def list_new_telemetry(
         if info.get("type") != "file" or not path.endswith(TELEMETRY_SUFFIX):
             continue
         listed += 1
-        rel = (
-            posixpath.relpath(path, root)
-            if not is_local
-            else Path(path).relative_to(root).as_posix()
-        )
+        rel = posixpath.relpath(path, root)  # fsspec paths are POSIX, local ones too
         modified = MTIME_DISPATCH[scheme](info) or datetime.now(UTC)
         size = int(info.get("size") or 0)
         if KnownFiles.key(rel, size, modified) in known.versions:

@@ -125,8 +125,8 @@ def score(
         con.unregister("new_scores")
 
     latest = frame.sort_values("hour_at").groupby("machine_id").tail(1)
-    reasons = explain(model, metadata, latest)
     latest_risk = model.predict_proba(matrix(latest, features))[:, 1]
+    reasons = explain(model, metadata, latest, risk=latest_risk)
     con.register("new_reasons", reasons.assign(model_version=version, scored_at=scored_at))
     con.execute("begin")
     con.execute("delete from ml.machine_risk_reasons where model_version = ?", [version])
@@ -142,12 +142,17 @@ def score(
     )
 
 
-def explain(model: Any, metadata: dict[str, Any], rows: pd.DataFrame) -> pd.DataFrame:
-    """Per row, the features whose typical value would lower the risk most."""
+def explain(
+    model: Any, metadata: dict[str, Any], rows: pd.DataFrame, risk: np.ndarray | None = None
+) -> pd.DataFrame:
+    """Per row, the features whose typical value would lower the risk most.
+
+    risk: the rows' risk if the caller has already predicted it.
+    """
     features: list[str] = metadata["features"]
     reference: dict[str, float] = metadata["reference_values"]
     x_rows = matrix(rows, features).reset_index(drop=True)
-    base = model.predict_proba(x_rows)[:, 1]
+    base = model.predict_proba(x_rows)[:, 1] if risk is None else np.asarray(risk)
     numeric = [f for f in features if f not in CATEGORICAL and f in reference]
     # one batch: every row with one feature set to its reference value; built column by
     # column in NumPy (block i of the batch is the rows with numeric[i] replaced)
