@@ -19,10 +19,18 @@
       - out of range: the machine model's ratings, one column per sensor.
     The sensor set is read from the staged relation (macro sensor_columns):
     a column a new firmware adds flows through with no SQL edited.
+
+    With `groups` (macro sensor_groups) the sensors are processed in slots:
+    slot k holds, for each machine group, the k-th sensor its machines report
+    (`sensor_slot_<k>`, macro slot_value). A machine reports about half of
+    the sensor columns, so this halves the work; the `sensor` column of
+    flagged_long then holds the slot, and macro slot_sensor_names maps it
+    back per machine.
 #}
-{% macro flagged_readings(where_sql=none, detail=false) %}
+{% macro flagged_readings(where_sql=none, detail=false, groups=none) %}
 {%- set staged = ref('stg_landing__telemetry_readings') -%}
-{%- set sensors = sensor_columns(staged) -%}
+{%- set all_sensors = sensor_columns(staged) -%}
+{%- set sensors = slot_columns(groups) if groups is not none else all_sensors -%}
 {%- set detail_columns = ['reading_at', 'source_file', 'source_line'] if detail else [] -%}
 ordered as (
 
@@ -48,7 +56,12 @@ base as materialized (
         {% for column in detail_columns %}staged.{{ column }},
         {% endfor -%}
         ordered.rn,
-        {% for s in sensors %}staged.{{ s }}::double as {{ s }}{{ "," if not loop.last }}
+        {% for s in sensors -%}
+            {%- if groups is not none -%}
+                {{ slot_value(groups, loop.index, 'staged.@::double', 'staged.machine_id') }}
+            {%- else -%}
+                staged.{{ s }}::double
+            {%- endif %} as {{ s }}{{ "," if not loop.last }}
         {% endfor %}
     from {{ staged }} as staged
     inner join ordered
@@ -59,11 +72,11 @@ base as materialized (
 
 ),
 
-ratings as (
+ratings_by_sensor as (
 
     select
         machines.machine_id,
-        {% for s in sensors %}
+        {% for s in all_sensors %}
             max(ratings.rated_min) filter (where ratings.sensor = '{{ s }}') as {{ s }}__min,
             max(ratings.rated_max) filter (where ratings.sensor = '{{ s }}') as {{ s }}__max
             {{- "," if not loop.last }}
@@ -72,6 +85,24 @@ ratings as (
     inner join {{ ref('stg_landing__sensor_ratings') }} as ratings
         on machines.machine_model = ratings.machine_model
     group by machines.machine_id
+
+),
+
+ratings as (
+
+    -- per machine, the rated range of each sensor (or slot)
+    select
+        machine_id,
+        {% for s in sensors %}
+            {%- if groups is not none %}
+                {{ slot_value(groups, loop.index, '@__min', 'machine_id') }} as {{ s }}__min,
+                {{ slot_value(groups, loop.index, '@__max', 'machine_id') }} as {{ s }}__max
+            {%- else %}
+                {{ s }}__min,
+                {{ s }}__max
+            {%- endif %}{{ "," if not loop.last }}
+        {% endfor %}
+    from ratings_by_sensor
 
 ),
 
@@ -249,10 +280,12 @@ flagged_long as (
     the wide flagged rows (one aggregate per sensor and statistic, one pass),
     then unpivoted: the long per-reading rows (one per reading and sensor,
     ~36 per reading) are never built. A sensor with no reading in the hour
-    gets no row.
+    gets no row. `sensors`: the slot columns when flagged_readings() ran with
+    groups (macro slot_columns).
 #}
-{% macro sensor_hour_stats() %}
-{%- set sensors = sensor_columns(ref('stg_landing__telemetry_readings')) -%}
+{% macro sensor_hour_stats(sensors=none) %}
+{%- set sensors = sensors if sensors is not none
+    else sensor_columns(ref('stg_landing__telemetry_readings')) -%}
 {%- set stats = [
     'readings', 'clean_readings', 'value_mean', 'value_std', 'value_min', 'value_max',
     'value_p95', 'run_value_mean', 'spike_count', 'stuck_count', 'out_of_range_count'

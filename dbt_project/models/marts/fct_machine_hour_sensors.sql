@@ -13,37 +13,47 @@
     flagged_readings, the same rules as int_readings_flagged), so an
     incremental run's hour filter reaches the raw scan, and the statistics
     are aggregated on the wide rows, then unpivoted (macro sensor_hour_stats).
+    Each machine's sensors are processed in slots, only the ones its machine
+    group reports (macro sensor_groups), and named again at the end.
     Long on purpose: a sensor a new firmware adds becomes new rows, and the
     contract stays fixed.
 #}
+{%- set since = incremental_start() if is_incremental() else none -%}
+{%- set groups = sensor_groups(where_sql=('reading_at >= ' ~ since) if since else none) -%}
+
 with
 
 {{ flagged_readings(
-    where_sql=(
-        'reading_at >= ' ~ incremental_start() ~ ' and hour_at >= ' ~ incremental_start()
-    ) if is_incremental() else none
+    where_sql=('reading_at >= ' ~ since ~ ' and hour_at >= ' ~ since) if since else none,
+    groups=groups,
 ) }},
 
-{{ sensor_hour_stats() }},
+{{ sensor_hour_stats(sensors=slot_columns(groups)) }},
+
+{{ slot_sensor_names(groups) }},
 
 final as (
 
     select
-        machine_id,
-        hour_at,
-        sensor,
-        readings,
-        clean_readings,
-        value_mean,
-        value_std,
-        value_min,
-        value_max,
-        value_p95,
-        run_value_mean,
-        spike_count::bigint as spike_count,
-        stuck_count::bigint as stuck_count,
-        out_of_range_count::bigint as out_of_range_count
+        sensor_hours.machine_id,
+        sensor_hours.hour_at,
+        slot_sensors.sensor,
+        sensor_hours.readings,
+        sensor_hours.clean_readings,
+        sensor_hours.value_mean,
+        sensor_hours.value_std,
+        sensor_hours.value_min,
+        sensor_hours.value_max,
+        sensor_hours.value_p95,
+        sensor_hours.run_value_mean,
+        sensor_hours.spike_count::bigint as spike_count,
+        sensor_hours.stuck_count::bigint as stuck_count,
+        sensor_hours.out_of_range_count::bigint as out_of_range_count
     from sensor_hours
+    inner join slot_sensors
+        on
+            sensor_hours.machine_id = slot_sensors.machine_id
+            and sensor_hours.sensor = slot_sensors.slot
 
 )
 
