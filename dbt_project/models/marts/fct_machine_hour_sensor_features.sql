@@ -1,9 +1,21 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['machine_id', 'hour_at', 'sensor'],
+        on_schema_change='append_new_columns',
+    )
+}}
 {#
     Per machine, hour and sensor: look-back windows over the hourly means of
     the sensor while the machine ran (6 h and 24 h mean, standard deviation and
     slope per hour). Windows only look back. Long, like fct_machine_hour_sensors:
     a new sensor becomes new rows with no SQL edited.
+    Incremental: an hourly run rebuilds the hours from incremental_start() on,
+    reading the 23 hours before them for the windows.
 #}
+{%- set since = incremental_start() if is_incremental() else none -%}
+
 with
 
 sensor_hours as (
@@ -21,6 +33,7 @@ sensor_hours as (
         out_of_range_count,
         epoch(hour_at) / 3600.0 as hour_number
     from {{ ref('fct_machine_hour_sensors') }}
+    {% if since %}where hour_at >= {{ since }} - interval 23 hour{% endif %}
 
 ),
 
@@ -62,3 +75,4 @@ final as (
 )
 
 select * from final
+{% if since %}where hour_at >= {{ since }}{% endif %}
