@@ -1,38 +1,71 @@
 -- Every staged reading is counted in exactly one machine-hour, every non-NULL
--- sensor value of the staged readings is counted in fct_machine_hour_sensors, and
--- every flag is counted in both marts: what the marts leave out of their
--- statistics is accounted for by flags, not dropped. Count-based: one scan of the
--- wide staged readings, no long rows (count(columns(...)) covers every sensor
--- column, whatever the firmware added).
+-- sensor value of the staged readings is counted in fct_machine_hour_sensors
+-- under its own machine and sensor, and every flag is counted in both marts:
+-- what the marts leave out of their statistics is accounted for by flags, not
+-- dropped, and no value is filed under another sensor. Count-based: one scan of
+-- the wide staged readings, no long rows (count(columns(...)) covers every
+-- sensor column, whatever the firmware added).
 with
 
-staged as (
+staged_counts as (
 
-    select count(*) as readings from {{ ref('stg_landing__telemetry_readings') }}
-
-),
-
-staged_sensor_counts as (
-
+    -- per machine: readings, and the non-NULL values of each sensor column
+    -- (as "\0": each count keeps its column's name)
     select
+        machine_id,
+        count(*) as readings__,
         count(
             columns(* exclude (
                 machine_id, reading_at, utc_offset_min, status, source_line, source_file,
                 source_file_sha256, ingested_at, load_id, hour_at
             ))
-        )
+        ) as "\0"  -- noqa: RF05
     from {{ ref('stg_landing__telemetry_readings') }}
+    group by machine_id
 
 ),
 
 staged_values as (
 
-    select sum(per_sensor.sensor_values) as sensor_readings
+    select
+        per_sensor.machine_id,
+        per_sensor.sensor,
+        per_sensor.sensor_values
     from (
-        unpivot staged_sensor_counts
-        on columns(*)
+        unpivot staged_counts
+        on columns(* exclude (machine_id, readings__))
         into name sensor value sensor_values
     ) as per_sensor
+
+),
+
+mart_values as (
+
+    select
+        machine_id,
+        sensor,
+        sum(readings) as sensor_values
+    from {{ ref('fct_machine_hour_sensors') }}
+    group by machine_id, sensor
+
+),
+
+misfiled as (
+
+    -- machine and sensor pairs whose values the mart does not count exactly
+    select count(*) as pairs
+    from staged_values
+    full outer join mart_values
+        on
+            staged_values.machine_id = mart_values.machine_id
+            and staged_values.sensor = mart_values.sensor
+    where coalesce(staged_values.sensor_values, 0) != coalesce(mart_values.sensor_values, 0)
+
+),
+
+staged as (
+
+    select sum(readings__) as readings from staged_counts
 
 ),
 
@@ -48,7 +81,6 @@ hours as (
 sensor_hours as (
 
     select
-        sum(readings) as sensor_readings,
         sum(readings - clean_readings) as flagged,
         sum(spike_count + stuck_count + out_of_range_count) as flags
     from {{ ref('fct_machine_hour_sensors') }}
@@ -58,15 +90,16 @@ sensor_hours as (
 select
     staged.readings as staged_readings,
     hours.readings as hour_readings,
-    staged_values.sensor_readings,
-    sensor_hours.sensor_readings as sensor_hour_readings
+    misfiled.pairs as misfiled_sensor_pairs,
+    sensor_hours.flags as sensor_hour_flags,
+    hours.flags as hour_flags
 from staged
-cross join staged_values
 cross join hours
 cross join sensor_hours
+cross join misfiled
 where
     staged.readings != hours.readings
-    or staged_values.sensor_readings != sensor_hours.sensor_readings
+    or misfiled.pairs > 0
     or sensor_hours.flags != hours.flags
     -- a flagged reading carries one to three flags
     or sensor_hours.flagged > sensor_hours.flags
