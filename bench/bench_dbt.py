@@ -2,14 +2,16 @@
 
 full     10 machines at full fidelity (one reading a second) for --full-days days
          (default 7), ingested, then a full `dbt build` (every model, data test and
-         unit test) timed in a child process. Reference in the same run: DuckDB
+         unit test) timed in a child process, --full-repeats times (default 3)
+         from the freshly ingested warehouse, median reported. Reference: DuckDB
          alone computing the per-machine-hour statistics of every sensor (mean,
          std, min, max, p95) straight from the raw readings table, i.e. the scan
          and aggregation no warehouse design can avoid.
 hourly   10 machines at --hourly-interval seconds per reading (default 60), for
          1 and 30 days of history: ingest and build the history (untimed), let
          the machines write one more hour, ingest it, and time the hourly build
-         (the `dbt build` that `shopfloor run` runs). Ratio 30 d / 1 d.
+         (the `dbt build` that `shopfloor run` runs) --hourly-repeats times (default
+         3) from that state, the histories interleaved. Ratio of the medians.
 
     uv run python bench/bench_dbt.py                      # both parts
     uv run python bench/bench_dbt.py --part full --full-days 1
