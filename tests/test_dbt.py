@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,30 @@ def test_incremental_run_adds_new_hours_only(built: tuple[Path, Path]) -> None:
     after = query(data, "select count(*), max(hour_at) from marts.fct_machine_hours")[0]
     assert after[0] == before[0] + 3 * 3
     assert (after[1] - before[1]).total_seconds() == 3 * 3600
+
+
+def test_full_build_with_no_readings_keeps_the_contracts(
+    built: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """No reading loaded yet (say every file was quarantined): the sensor marts build
+    empty. sensor_groups then finds no group, and its untyped fallback once broke the
+    contract (value_min/value_max INTEGER instead of DOUBLE)."""
+    _, data = built
+    shutil.copy2(data / "warehouse.duckdb", tmp_path / "warehouse.duckdb")
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        con.execute("delete from raw.telemetry_readings")
+    result = shopfloor(
+        "build",
+        "--data-dir",
+        str(tmp_path),
+        "--full-refresh",
+        "--select",
+        "fct_machine_hour_sensors+",
+        "--exclude",
+        "resource_type:unit_test",
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert query(tmp_path, "select count(*) from marts.fct_machine_hour_sensors") == [(0,)]
 
 
 def test_docs_site_is_one_file_with_lineage_to_exposures(built: tuple[Path, Path]) -> None:

@@ -78,7 +78,8 @@
 {#
     Slot k's expression: for each group with at least k sensors, `template`
     with @ replaced by the group's k-th sensor, chosen on `machine_column`
-    (NULL for a machine of a group with fewer sensors).
+    (NULL for a machine of a group with fewer sensors). `template` must be a
+    DOUBLE expression (sensor values and rated ranges are).
 #}
 {% macro slot_value(groups, k, template, machine_column) %}
     {%- set branches = [] -%}
@@ -91,7 +92,8 @@
     {%- if branches -%}
         case {{ branches | join(' ') }} end
     {%- else -%}
-        null
+        {#- no group reports k sensors (e.g. no rows at all): typed, for the marts' contract -#}
+        null::double
     {%- endif -%}
 {% endmacro %}
 
