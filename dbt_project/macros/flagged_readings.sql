@@ -11,11 +11,13 @@
     Work is done on the wide readings (one row per reading) and on small
     per-hour tables; nothing sorts the long rows:
       - median and MAD per machine, hour and status: two grouped aggregates
-        over the wide rows, joined back (no window medians);
-      - stuck: each reading is compared with the previous reading of its
-        machine-hour (a join on the row number, computed on the key columns
-        only); the rare repeats are unpivoted and grouped into runs, and the
-        runs of at least var('stuck_min_samples') are joined back;
+        over the wide rows, turned into spike bounds per hour and joined back
+        (no window medians);
+      - stuck: each reading is compared with the previous line of its file
+        (a file is a machine-hour; a self join on the line number, nothing
+        sorted); the rare repeats are unpivoted and grouped into runs, and
+        the runs of at least var('stuck_min_samples') are joined back. A
+        missing or rejected line ends a run;
       - out of range: the machine model's ratings, one column per sensor.
     The sensor set is read from the staged relation (macro sensor_columns):
     a column a new firmware adds flows through with no SQL edited.
@@ -32,30 +34,18 @@
 {%- set all_sensors = sensor_columns(staged) -%}
 {%- set sensors = slot_columns(groups) if groups is not none else all_sensors -%}
 {%- set detail_columns = ['reading_at', 'source_file', 'source_line'] if detail else [] -%}
-ordered as (
-
-    -- position of each reading in its machine-hour; key columns only, so the
-    -- sort stays narrow
-    select
-        source_file_sha256,
-        source_line,
-        row_number() over (
-            partition by machine_id, hour_at order by reading_at, source_line
-        ) as rn
-    from {{ staged }}
-    {% if where_sql %}where {{ where_sql }}{% endif %}
-
-),
-
 base as materialized (
 
+    -- a reading's position is its line in its file (one file per
+    -- machine-hour; file_key tells apart two versions of the same hour)
     select
         staged.machine_id,
         staged.hour_at,
         staged.status,
         {% for column in detail_columns %}staged.{{ column }},
         {% endfor -%}
-        ordered.rn,
+        hash(staged.source_file_sha256) as file_key,
+        staged.source_line as rn,
         {% for s in sensors -%}
             {%- if groups is not none -%}
                 {{ slot_value(groups, loop.index, 'staged.@::double', 'staged.machine_id') }}
@@ -64,10 +54,6 @@ base as materialized (
             {%- endif %} as {{ s }}{{ "," if not loop.last }}
         {% endfor %}
     from {{ staged }} as staged
-    inner join ordered
-        on
-            staged.source_file_sha256 = ordered.source_file_sha256
-            and staged.source_line = ordered.source_line
     {% if where_sql %}where {{ where_sql }}{% endif %}
 
 ),
@@ -138,12 +124,39 @@ mads as (
 
 ),
 
+spike_bounds as (
+
+    -- a reading is a spike outside median ± z × 1.4826 × MAD, i.e. its robust
+    -- z-score is above z = var('spike_robust_z'); no bound where the MAD is 0.
+    -- (Bounds per machine-hour and status, so the per-reading test is two
+    -- comparisons.)
+    select
+        medians.machine_id,
+        medians.hour_at,
+        medians.status,
+        {% for s in sensors %}
+            medians.{{ s }}
+            - {{ var('spike_robust_z') }} * 1.4826 * nullif(mads.{{ s }}, 0) as {{ s }}__low,
+            medians.{{ s }}
+            + {{ var('spike_robust_z') }} * 1.4826 * nullif(mads.{{ s }}, 0) as {{ s }}__high
+            {{- "," if not loop.last }}
+        {% endfor %}
+    from medians
+    inner join mads
+        on
+            medians.machine_id = mads.machine_id
+            and medians.hour_at = mads.hour_at
+            and medians.status is not distinct from mads.status
+
+),
+
 repeats_wide as (
 
     -- true where a reading equals the previous one of its machine-hour
     select
         base.machine_id,
         base.hour_at,
+        base.file_key,
         base.rn,
         {% for s in sensors %}
             case
@@ -155,14 +168,20 @@ repeats_wide as (
         on
             base.machine_id = previous.machine_id
             and base.hour_at = previous.hour_at
+            and base.file_key = previous.file_key
             and base.rn - 1 = previous.rn
 
 ),
 
 repeats as (
 
-    unpivot repeats_wide
-    on columns(* exclude (machine_id, hour_at, rn))
+    -- only the readings with a repeat (few) are unpivoted
+    unpivot (
+        select *
+        from repeats_wide
+        where {% for s in sensors %}{{ s }}{{ " or " if not loop.last }}{% endfor %}
+    )
+    on columns(* exclude (machine_id, hour_at, file_key, rn))
     into name sensor value is_repeat
 
 ),
@@ -173,6 +192,7 @@ stuck_runs as (
     select
         machine_id,
         hour_at,
+        file_key,
         sensor,
         min(rn) - 1 as first_rn,
         max(rn) as last_rn
@@ -180,11 +200,11 @@ stuck_runs as (
         select
             *,
             rn - row_number() over (
-                partition by machine_id, hour_at, sensor order by rn
+                partition by machine_id, hour_at, file_key, sensor order by rn
             ) as island
         from repeats
     ) as numbered
-    group by machine_id, hour_at, sensor, island
+    group by machine_id, hour_at, file_key, sensor, island
     having count(*) + 1 >= {{ var('stuck_min_samples') }}
 
 ),
@@ -196,6 +216,7 @@ stuck_wide as (
     select
         machine_id,
         hour_at,
+        file_key,
         rn,
         {% for s in sensors %}
             bool_or(sensor = '{{ s }}') as {{ s }}{{ "," if not loop.last }}
@@ -204,11 +225,12 @@ stuck_wide as (
         select
             machine_id,
             hour_at,
+            file_key,
             sensor,
             unnest(generate_series(first_rn, last_rn)) as rn
         from stuck_runs
     ) as stuck_readings
-    group by machine_id, hour_at, rn
+    group by machine_id, hour_at, file_key, rn
 
 ),
 
@@ -224,8 +246,7 @@ flagged_wide as (
         {% for s in sensors %}
             base.{{ s }} as {{ s }}__value,
             coalesce(
-                abs(base.{{ s }} - medians.{{ s }}) / nullif(1.4826 * mads.{{ s }}, 0)
-                > {{ var('spike_robust_z') }},
+                base.{{ s }} < spike_bounds.{{ s }}__low or base.{{ s }} > spike_bounds.{{ s }}__high,
                 false
             ) as {{ s }}__spike,
             coalesce(
@@ -234,21 +255,17 @@ flagged_wide as (
             coalesce(stuck_wide.{{ s }}, false) as {{ s }}__stuck{{ "," if not loop.last }}
         {% endfor %}
     from base
-    inner join medians
+    inner join spike_bounds
         on
-            base.machine_id = medians.machine_id
-            and base.hour_at = medians.hour_at
-            and base.status is not distinct from medians.status
-    inner join mads
-        on
-            base.machine_id = mads.machine_id
-            and base.hour_at = mads.hour_at
-            and base.status is not distinct from mads.status
+            base.machine_id = spike_bounds.machine_id
+            and base.hour_at = spike_bounds.hour_at
+            and base.status is not distinct from spike_bounds.status
     left join ratings on base.machine_id = ratings.machine_id
     left join stuck_wide
         on
             base.machine_id = stuck_wide.machine_id
             and base.hour_at = stuck_wide.hour_at
+            and base.file_key = stuck_wide.file_key
             and base.rn = stuck_wide.rn
 
 ),
