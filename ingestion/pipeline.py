@@ -108,6 +108,11 @@ def make_pipeline(cfg: IngestConfig) -> dlt.Pipeline:
                     "preserve_insertion_order": False,
                     # a bounded buffer pool keeps peak memory flat however big the batch
                     "memory_limit": os.environ.get("SHOPFLOOR_DUCKDB_MEMORY", "512MB"),
+                    # the raw strings (file path, content hash, load id) repeat per file
+                    # and end up dictionary-compressed anyway; trying FSST on them cost
+                    # ~9 % of the readings' load (measured: 2.4 M readings 8.7 -> 7.9 s,
+                    # same file size)
+                    "disabled_compression_methods": "fsst",
                 },
             )
         )
