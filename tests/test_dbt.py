@@ -162,6 +162,67 @@ def test_full_build_with_no_readings_keeps_the_contracts(
     assert query(tmp_path, "select count(*) from marts.fct_machine_hour_sensors") == [(0,)]
 
 
+def test_flag_rules_on_a_hand_made_machine_hour(built: tuple[Path, Path], tmp_path: Path) -> None:
+    """One machine-hour of one sensor, written into raw by hand: median 100.25 and MAD
+    1.25, so only 5000 is a spike (robust z above 8), and it is above the rated maximum
+    too. Ten identical consecutive values (lines 15-24) are a stuck run; ten more
+    (lines 26-30 and 32-36) are not, because line 31 is missing and a missing line ends
+    a run. Checked in the int_readings_flagged view and in fct_machine_hour_sensors (the
+    slot path: the machine is a group of its own)."""
+    _, data = built
+    shutil.copy2(data / "warehouse.duckdb", tmp_path / "warehouse.duckdb")
+    values = dict(zip(range(10, 15), [98.0, 102.0, 99.0, 101.0, 100.5], strict=True))
+    values |= dict.fromkeys(range(15, 25), 100.0) | {25: 97.0}
+    values |= dict.fromkeys([*range(26, 31), *range(32, 37)], 101.5) | {37: 5000.0, 38: 99.0}
+    path = "telemetry/MT/2026/03/02/MT_20260302T00.txt"
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
+        con.execute(
+            "insert into raw.machine_registry by name "
+            "select 'MT' as machine_id, 'TEST-1' as model, 'test' as _dlt_load_id"
+        )
+        con.execute(
+            "insert into raw.sensor_ratings by name select 'TEST-1' as model, "
+            "'spindle_speed_rpm' as sensor, 0.0 as rated_min, 3000.0 as rated_max, "
+            "'test' as _dlt_load_id"
+        )
+        con.execute(
+            "insert into raw.landing_files by name select ? as relative_path, "
+            "'MT' as machine_id, 'loaded' as status, 'test' as _dlt_load_id, 't' as _dlt_id",
+            [path],
+        )
+        con.executemany(
+            "insert into raw.telemetry_readings by name select 'MT' as machine_id, "
+            "'2026-03-02 00:00:00+00'::timestamptz + to_seconds(?) as reading_at, "
+            "'RUN' as status, ? as source_line, ? as source_file, 'sha-mt' as "
+            "source_file_sha256, ? as spindle_speed_rpm, 'test' as _dlt_load_id",
+            [[line - 10, line, path, value] for line, value in values.items()],
+        )
+    flags = query(
+        tmp_path,
+        "select source_line, is_spike, is_stuck, is_out_of_range from int_readings_flagged "
+        "where machine_id = 'MT' order by source_line",
+    )
+    assert flags == [
+        (line, value == 5000, 15 <= line <= 24, value == 5000) for line, value in values.items()
+    ]
+    result = shopfloor(
+        "build",
+        "--data-dir",
+        str(tmp_path),
+        "--full-refresh",
+        "--select",
+        "fct_machine_hour_sensors",
+        "--exclude",
+        "resource_type:test resource_type:unit_test",
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert query(
+        tmp_path,
+        "select readings, clean_readings, spike_count, stuck_count, out_of_range_count "
+        "from marts.fct_machine_hour_sensors where machine_id = 'MT'",
+    ) == [(28, 17, 1, 10, 1)]
+
+
 def test_docs_site_is_one_file_with_lineage_to_exposures(built: tuple[Path, Path]) -> None:
     _, data = built
     result = shopfloor("docs", "--data-dir", str(data))

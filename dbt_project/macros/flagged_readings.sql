@@ -152,7 +152,7 @@ spike_bounds as (
 
 repeats_wide as (
 
-    -- true where a reading equals the previous one of its machine-hour
+    -- true where a reading equals the one on the previous line of its file
     select
         base.machine_id,
         base.hour_at,
@@ -179,7 +179,7 @@ repeats as (
     unpivot (
         select *
         from repeats_wide
-        where {% for s in sensors %}{{ s }}{{ " or " if not loop.last }}{% endfor %}
+        where {% for s in sensors %}{{ s }} or {% endfor %}false
     )
     on columns(* exclude (machine_id, hour_at, file_key, rn))
     into name sensor value is_repeat
