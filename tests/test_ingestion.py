@@ -443,3 +443,65 @@ def test_unreadable_files_get_a_clear_reason(data: bytes, reason: str) -> None:
 
     with pytest.raises(QuarantineError, match=reason):
         parse_telemetry(data)
+
+
+@pytest.mark.parametrize("max_buffered", [100, 7])
+def test_readings_are_written_grouped_by_machine_in_bounded_memory(
+    tmp_path: Path, max_buffered: int
+) -> None:
+    """The load file holds each machine's readings in row groups of their own (so a
+    sensor column the machine's model lacks is NULL throughout one), loses and adds
+    no row, and never buffers more than max_buffered readings."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ingestion.sources import _ReadingsWriter
+
+    writer = _ReadingsWriter(
+        "load1", str(tmp_path), group_rows=6, max_buffered=max_buffered, known_columns=dict
+    )
+
+    def hour_file(machine: str, hour: int, *sensors: str) -> pa.Table:
+        # one file: 3 readings of one machine; machine models report different sensors
+        return pa.table(
+            {
+                "machine_id": [machine] * 3,
+                "source_line": [hour * 10 + k for k in range(3)],
+                **{sensor: [float(hour)] * 3 for sensor in sensors},
+            }
+        )
+
+    sensors = {"M1": "temp_c", "M2": "pressure_bar", "M3": "temp_c"}
+    imports = []
+    buffered = []
+    for hour in range(4):  # delivery order: every machine's hour, then the next hour
+        for machine, sensor in sensors.items():
+            imports += list(writer.add([hour_file(machine, hour, sensor)]))
+            buffered.append(writer.group_sizes.total())
+    # a firmware update adds a sensor column
+    imports += list(writer.add([hour_file("M1", 4, "temp_c", "vibration_mm_s")]))
+    imports += list(writer.close())
+
+    assert max(buffered) <= max_buffered
+    files = sorted(tmp_path.glob("readings_load1_*.parquet"), key=lambda p: p.stat().st_mtime)
+    # the other machine models' columns were buffered when the first file opened, so
+    # only the new sensor column starts a second file
+    assert len(imports) == len(files) == 2
+    assert "pressure_bar" in pq.read_schema(files[0]).names
+    assert "vibration_mm_s" in pq.read_schema(files[1]).names
+    groups = []
+    rows = []
+    for path in files:
+        parquet = pq.ParquetFile(path)
+        for k in range(parquet.num_row_groups):
+            group = parquet.read_row_group(k)
+            groups.append((set(group["machine_id"].to_pylist()), group.num_rows))
+            rows += zip(
+                group["machine_id"].to_pylist(), group["source_line"].to_pylist(), strict=True
+            )
+    assert all(len(machines) == 1 for machines, _ in groups), groups
+    if max_buffered == 100:  # two files of a machine make one row group
+        assert [n for _, n in groups] == [6] * 6 + [3]
+    expected = [(m, h * 10 + k) for h in range(4) for m in sensors for k in range(3)]
+    expected += [("M1", 40 + k) for k in range(3)]
+    assert sorted(rows) == sorted(expected)
