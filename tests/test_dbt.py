@@ -44,6 +44,14 @@ def query(data: Path, sql: str) -> list[tuple[Any, ...]]:
         return con.execute(sql).fetchall()
 
 
+def rebuild(data: Path, select: str, exclude: str) -> None:
+    """`shopfloor build --full-refresh` of some nodes of the warehouse in `data`."""
+    result = shopfloor(
+        "build", "--data-dir", str(data), "--full-refresh", "--select", select, "--exclude", exclude
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     os.environ["SHOPFLOOR_PSEUDONYM_KEY"] = "k"
@@ -148,17 +156,7 @@ def test_full_build_with_no_readings_keeps_the_contracts(
     shutil.copy2(data / "warehouse.duckdb", tmp_path / "warehouse.duckdb")
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
         con.execute("delete from raw.telemetry_readings")
-    result = shopfloor(
-        "build",
-        "--data-dir",
-        str(tmp_path),
-        "--full-refresh",
-        "--select",
-        "fct_machine_hour_sensors+",
-        "--exclude",
-        "resource_type:unit_test",
-    )
-    assert result.returncode == 0, result.stdout[-3000:]
+    rebuild(tmp_path, "fct_machine_hour_sensors+", "resource_type:unit_test")
     assert query(tmp_path, "select count(*) from marts.fct_machine_hour_sensors") == [(0,)]
 
 
@@ -205,17 +203,7 @@ def test_flag_rules_on_a_hand_made_machine_hour(built: tuple[Path, Path], tmp_pa
     assert flags == [
         (line, value == 5000, 15 <= line <= 24, value == 5000) for line, value in values.items()
     ]
-    result = shopfloor(
-        "build",
-        "--data-dir",
-        str(tmp_path),
-        "--full-refresh",
-        "--select",
-        "fct_machine_hour_sensors",
-        "--exclude",
-        "resource_type:test resource_type:unit_test",
-    )
-    assert result.returncode == 0, result.stdout[-3000:]
+    rebuild(tmp_path, "fct_machine_hour_sensors", "resource_type:test resource_type:unit_test")
     assert query(
         tmp_path,
         "select readings, clean_readings, spike_count, stuck_count, out_of_range_count "
