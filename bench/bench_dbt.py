@@ -74,6 +74,11 @@ def child(*args: str) -> dict:
     return result
 
 
+def median_run(runs: list[dict]) -> dict:
+    """The run with the median wall time (the upper one of an even count)."""
+    return sorted(runs, key=lambda r: r["wall_s"])[len(runs) // 2]
+
+
 def dbt_build(data: Path, *args: str) -> dict:
     result = child(_CHILD, str(data), *args)
     if not result["success"]:
@@ -145,7 +150,7 @@ def full(root: Path, days: int, repeats: int) -> None:
         shutil.copy2(root / "ingested.duckdb", warehouse)
         builds.append(dbt_build(root / "data"))
         print(f"[full] run {k + 1}: {builds[-1]['wall_s']:.1f} s", flush=True)
-    build = sorted(builds, key=lambda b: b["wall_s"])[len(builds) // 2]
+    build = median_run(builds)
     ref = reference(warehouse)
     each = " / ".join(f"{b['wall_s']:.1f}" for b in builds)
     print(f"\n== full dbt build, {days} day(s) at 1 Hz, {rows:,} readings")
@@ -178,7 +183,7 @@ def hourly(root: Path, days: list[int], interval: int, repeats: int) -> None:
             shutil.copy2(here / "before.duckdb", here / "data" / "warehouse.duckdb")
             runs[d].append(dbt_build(here / "data", *HOURLY_ARGS))
             print(f"[hourly] {d} d, run {k + 1}: {runs[d][-1]['wall_s']:.1f} s", flush=True)
-    results = {d: sorted(runs[d], key=lambda r: r["wall_s"])[len(runs[d]) // 2] for d in days}
+    results = {d: median_run(runs[d]) for d in days}
     print(f"\n== hourly incremental dbt build (one reading every {interval} s)")
     print(
         f"| history | hourly build s (median of {repeats}) | runs | peak RSS MB | slowest nodes |"

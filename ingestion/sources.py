@@ -384,9 +384,11 @@ class _ReadingsWriter:
     delivery order (every machine's hour, then the next hour), and a machine
     reports only its model's sensors, so in delivery order every row group
     mixes all machines and no sensor column is ever all NULL in one; grouped,
-    half the columns of a row group are NULL throughout, which DuckDB stores
-    and loads for almost nothing. Memory stays bounded: at most `max_buffered`
-    readings wait, after which the biggest group is written.
+    half the columns of a row group are NULL throughout, and DuckDB's
+    checkpoint of the wide table (paid by every hourly run, in proportion to
+    the whole table) gets cheaper: one new hour on 7 days of history took
+    4.1-4.5 s instead of 6.6-7.0 s (bench/README.md). Memory stays bounded: at
+    most `max_buffered` readings wait, after which the biggest group is written.
     """
 
     def __init__(

@@ -15,10 +15,7 @@ staged_counts as (
         machine_id,
         count(*) as readings__,
         count(
-            columns(* exclude (
-                machine_id, reading_at, utc_offset_min, status, source_line, source_file,
-                source_file_sha256, ingested_at, load_id, hour_at
-            ))
+            columns(* exclude ({{ non_sensor_columns() | join(', ') }}))
         ) as "\0"  -- noqa: RF05
     from {{ ref('stg_landing__telemetry_readings') }}
     group by machine_id
