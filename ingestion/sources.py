@@ -39,6 +39,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 from dlt.common.libs.pyarrow import py_arrow_to_table_schema_columns
+from dlt.common.schema.typing import TColumnSchema, TDataType
 from dlt.common.storages.configuration import FilesystemConfiguration, make_fsspec_url
 from dlt.common.storages.fsspec_filesystem import MTIME_DISPATCH, FileItem, guess_mime_type
 from dlt.sources.filesystem import FileItemDict
@@ -49,6 +50,84 @@ TELEMETRY_DIR = "telemetry"  # every *.txt file below it, at any depth
 TELEMETRY_SUFFIX = ".txt"
 MAINTENANCE_PATH = "maintenance/maintenance_log.csv"
 PLANT_TIMEZONE = "America/Sao_Paulo"
+
+
+def _columns(**types: TDataType) -> dict[str, TColumnSchema]:
+    return {name: {"data_type": t, "nullable": True} for name, t in types.items()}
+
+
+# Every raw table's columns are declared up front: dlt creates a column (or a table) only
+# for data it has seen, and staging must build on a clean fleet (no rejects, no
+# duplicates), on only quarantined files, or on an empty landing area.
+READING_COLUMNS = _columns(
+    machine_id="text",
+    reading_at="timestamp",
+    utc_offset_min="bigint",
+    status="text",
+    source_line="bigint",
+    source_file="text",
+    source_file_sha256="text",
+    ingested_at="timestamp",
+)
+REJECT_COLUMNS = _columns(
+    line_number="bigint",
+    raw_line="text",
+    reason="text",
+    source_file="text",
+    source_file_sha256="text",
+    machine_id="text",
+    ingested_at="timestamp",
+)
+FILE_COLUMNS = _columns(
+    file_url="text",
+    relative_path="text",
+    machine_id="text",
+    size_bytes="bigint",
+    modified_at="timestamp",
+    content_sha256="text",
+    status="text",
+    reason="text",
+    rows_read="bigint",
+    rows_loaded="bigint",
+    rows_rejected="bigint",
+    encoding="text",
+    model="text",
+    firmware="text",
+    sample_interval_s="bigint",
+    sensor_columns="text",
+    first_reading_at="timestamp",
+    last_reading_at="timestamp",
+    duplicate_of="text",
+    quarantine_path="text",
+    ingested_at="timestamp",
+)
+MAINTENANCE_COLUMNS = _columns(
+    work_order="text",
+    machine_id="text",
+    reported_at="timestamp",
+    started_at="timestamp",
+    ended_at="timestamp",
+    maintenance_type="text",
+    component="text",
+    failure_mode="text",
+    technician_key="text",
+    has_notes="bool",
+    source_file_sha256="text",
+    ingested_at="timestamp",
+)
+REGISTRY_COLUMNS = {
+    "machine_registry": _columns(
+        machine_id="text",
+        model="text",
+        line="text",
+        installed_on="date",
+        retired_on="date",  # optional in the file: a machine still in service has none
+        rated_power_kw="double",
+    ),
+    "sensor_ratings": _columns(
+        model="text", sensor="text", unit="text", rated_min="double", rated_max="double"
+    ),
+}
 
 
 @dataclass
@@ -117,10 +196,19 @@ def list_new_telemetry(
     return listed, new
 
 
+_TABLE_COLUMNS = {
+    "telemetry_readings": READING_COLUMNS,
+    "telemetry_rejects": REJECT_COLUMNS,
+    "landing_files": FILE_COLUMNS,
+}
+
+
 def _table(item: Any, name: str) -> Any:
     return dlt.mark.with_hints(
         item,
-        dlt.mark.make_hints(table_name=name, write_disposition="append"),
+        dlt.mark.make_hints(
+            table_name=name, write_disposition="append", columns=_TABLE_COLUMNS[name]
+        ),
         create_table_variant=True,
     )
 
@@ -207,10 +295,11 @@ def landing_source(
         data: bytes = fs.cat_file(full)
         return None if dlt.current.resource_state().get("sha256") == sha256(data) else data
 
-    @dlt.resource(name="maintenance_log", write_disposition="append")
+    @dlt.resource(name="maintenance_log", write_disposition="append", columns=MAINTENANCE_COLUMNS)
     def maintenance_log() -> Iterator[Any]:
         """A snapshot of the work-order export, each time its content changes."""
         if (data := changed(MAINTENANCE_PATH)) is None:
+            yield dlt.mark.materialize_table_schema()  # appends nothing
             return
         digest = sha256(data)
         table = parse_maintenance_log(data, pseudonym_key)
@@ -223,16 +312,35 @@ def landing_source(
         dlt.current.resource_state()["sha256"] = digest
 
     def registry(name: str, path: str) -> Any:
-        @dlt.resource(name=name, write_disposition="replace")
+        @dlt.resource(name=name, write_disposition="replace", columns=REGISTRY_COLUMNS[name])
         def read() -> Iterator[Any]:
             if (data := changed(path)) is None:
+                # an empty table until the file first arrives (once loaded, an unchanged
+                # file keeps its table: with `replace`, materializing would empty it)
+                if "sha256" not in dlt.current.resource_state():
+                    yield dlt.mark.materialize_table_schema()
                 return
             yield pcsv.read_csv(pa.py_buffer(data))
             dlt.current.resource_state()["sha256"] = sha256(data)
 
         return read
 
+    def declared(table: str) -> Any:
+        """Creates `table` with its declared columns even when no run has had such rows."""
+
+        @dlt.resource(
+            name=f"{table}_declared",
+            table_name=table,
+            write_disposition="append",
+            columns=_TABLE_COLUMNS[table],
+        )
+        def materialize() -> Iterator[Any]:
+            yield dlt.mark.materialize_table_schema()
+
+        return materialize
+
     return (
+        *(declared(table) for table in _TABLE_COLUMNS),
         telemetry,
         maintenance_log,
         registry("machine_registry", "registry/machines.csv"),

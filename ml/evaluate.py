@@ -59,10 +59,13 @@ class Periods:
         return cls(**{k: pd.Timestamp(v) for k, v in data.items()})
 
 
+MIN_LABELLED_HOURS = 10
+
+
 def split_periods(labelled: pd.DataFrame, validation: float = 0.2, test: float = 0.2) -> Periods:
     """Cut the labelled hours in time: the first 60 % train, then 20 % validation, 20 % test."""
     hours = np.sort(labelled["hour_at"].unique())
-    if len(hours) < 10:
+    if len(hours) < MIN_LABELLED_HOURS:
         raise ValueError(f"only {len(hours)} labelled hours: too little history to train")
     n = len(hours)
     return Periods(

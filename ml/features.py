@@ -27,9 +27,10 @@ SENSOR_FEATURES_MART = "marts.fct_machine_hour_sensor_features"
 LABEL = "will_fail_within_horizon"
 KEYS = ("machine_id", "hour_at")
 CATEGORICAL = ("machine_model",)
-# columns of the marts that must never be features: keys, the label, and the time of the
-# next failure (it looks forward; it is in the mart to explain the label)
-NOT_FEATURES = frozenset({*KEYS, LABEL, "next_failure_at"})
+# columns of the marts that must never be features: keys, the label, the time of the
+# next failure (it looks forward; it is in the mart to explain the label), and lineage
+# (when the data was ingested says nothing about the machine)
+NOT_FEATURES = frozenset({*KEYS, LABEL, "next_failure_at", "source_ingested_at"})
 # per-sensor statistics that describe the machine's recent behaviour (the raw hourly value
 # columns are kept out: the window statistics already carry them, and fewer columns train faster)
 SENSOR_STATS_EXCLUDED = frozenset({"value_mean", "value_std", "value_p95", "run_value_mean"})
@@ -69,7 +70,9 @@ def load_features(
     sensor_cols = [
         name
         for name, *_ in con.sql(f"describe {SENSOR_FEATURES_MART}").fetchall()
-        if name not in (*KEYS, "sensor") and name not in SENSOR_STATS_EXCLUDED
+        if name not in (*KEYS, "sensor")
+        and name not in SENSOR_STATS_EXCLUDED
+        and name not in NOT_FEATURES
     ]
     base = con.sql(f"select * from {FEATURES_MART} {clause}").df()
     sensors = con.sql(

@@ -98,6 +98,66 @@ def failures_from(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     ).df()
 
 
+MIN_FAILURE_HOURS = 5  # labelled failure hours in all, and at least one in each period
+
+
+class NotEnoughHistoryError(ValueError):
+    """Too little labelled history to train: a young plant, not an error of the run."""
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """How much labelled history the marts hold, and whether it is enough to train."""
+
+    failures: int  # corrective failures reported in the marts
+    labelled_hours: int
+    failure_hours: int  # labelled hours whose horizon holds a failure
+    failure_hours_by_period: tuple[int, int, int]  # train, validation, test
+    other_hours_by_period: tuple[int, int, int]
+
+    @property
+    def ready(self) -> bool:
+        return (
+            self.failure_hours >= MIN_FAILURE_HOURS
+            and min(self.failure_hours_by_period) > 0
+            and min(self.other_hours_by_period) > 0
+        )
+
+    def describe(self) -> str:
+        train, validation, test = self.failure_hours_by_period
+        return (
+            f"{self.failures} failure(s) and {self.labelled_hours:,} labelled machine-hours so "
+            f"far, {self.failure_hours} of them before a failure (train / validation / test "
+            f"periods: {train} / {validation} / {test}); training needs {MIN_FAILURE_HOURS} "
+            "such hours, with at least one in each period"
+        )
+
+
+def readiness(con: duckdb.DuckDBPyConnection) -> Readiness:
+    """Read from the marts (no pivot): cheap enough to ask before every scoring."""
+    hours = con.sql(
+        f"select hour_at, {LABEL} as label from marts.fct_machine_hour_features"
+        f" where {LABEL} is not null"
+    ).df()
+    (failures,) = con.sql(
+        "select count(*) from marts.fct_maintenance_events where maintenance_type = 'corrective'"
+    ).fetchone() or (0,)
+    by_period: list[tuple[int, int]] = [(0, 0)] * 3
+    if hours["hour_at"].nunique() >= evaluate.MIN_LABELLED_HOURS:
+        periods = evaluate.split_periods(hours)
+        by_period = [
+            (int(part["label"].sum()), int((~part["label"].astype(bool)).sum()))
+            for part in (periods.part(hours, name) for name in ("train", "validation", "test"))
+        ]
+    return Readiness(
+        failures=int(failures),
+        labelled_hours=len(hours),
+        failure_hours=int(hours["label"].sum()) if len(hours) else 0,
+        failure_hours_by_period=tuple(p[0] for p in by_period),  # type: ignore[arg-type]
+        other_hours_by_period=tuple(p[1] for p in by_period),  # type: ignore[arg-type]
+    )
+
+
 @dataclass
 class TrainResult:
     version: str
@@ -114,13 +174,10 @@ def train(
 ) -> TrainResult:
     """Fit, calibrate, evaluate against the baselines, and save a new model version."""
     config = config or TrainConfig()
+    if not (ready := readiness(con)).ready:
+        raise NotEnoughHistoryError(f"not enough history to train yet: {ready.describe()}")
     data: FeatureFrame = load_features(con)
     labelled = data.labelled
-    if labelled[LABEL].astype(bool).sum() < 5:
-        raise ValueError(
-            "fewer than 5 labelled failure hours in marts.fct_machine_hour_features: "
-            "too little history to train (simulate or ingest more days)"
-        )
     periods = evaluate.split_periods(labelled)
     train_part = periods.part(labelled, "train")
     validation = periods.part(labelled, "validation")
@@ -217,12 +274,18 @@ def _grouped_split(
     y = labels(labelled)
     scores = np.full(len(labelled), np.nan)
     for train_idx, test_idx in GroupKFold(n_splits=n_folds).split(labelled, y, groups):
+        if len(np.unique(y[train_idx])) < 2:  # held-out machines had every failure
+            continue
         fold_features = _observed(labelled.iloc[train_idx], features)
         fold = make_pipeline(fold_features, config.seed)
         fold.fit(matrix(labelled.iloc[train_idx], fold_features), y[train_idx])
         scores[test_idx] = fold.predict_proba(matrix(labelled.iloc[test_idx], fold_features))[:, 1]
     from sklearn.metrics import average_precision_score, roc_auc_score
 
+    scored = ~np.isnan(scores)
+    y, scores = y[scored], scores[scored]
+    if len(np.unique(y)) < 2:
+        return {"folds": n_folds, "pr_auc": None, "roc_auc": None, "prevalence": None}
     return {
         "folds": n_folds,
         "pr_auc": float(average_precision_score(y, scores)),

@@ -98,6 +98,16 @@ def simulate(
     skip_existing: Annotated[
         bool, typer.Option(help="Only write files that do not exist yet (extend a landing area).")
     ] = False,
+    late_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of machine-days on which the uplink goes down for 6-72 h: those "
+            "files arrive late, together (after the simulated period: with a later "
+            "--skip-existing run).",
+        ),
+    ] = 0.0,
     workers: Annotated[int, typer.Option(min=0, help="Worker processes (0: one per core).")] = 0,
 ) -> None:
     """Simulate a fleet of machines writing hourly files, with real-world defects.
@@ -127,6 +137,7 @@ def simulate(
         sample_interval_s=sample_interval,
         defects=rates,
         skip_existing=skip_existing,
+        late_share=late_share,
         workers=workers,
     )
     console.print(
@@ -522,11 +533,17 @@ def _print_run_summary(s: dict[str, object]) -> None:
     )
     table.add_row("rows loaded / rejected", f"{s['rows_loaded']:,} / {s['rows_rejected']:,}")
     table.add_row(
+        "dbt models built / failed / skipped",
+        f"{s.get('models_built', 0)} / {s.get('models_failed', 0)} / {s.get('nodes_skipped', 0)}",
+    )
+    table.add_row(
         "dbt tests passed / warned / failed",
         f"{s['tests_passed']} / {s['tests_warned']} / {s['tests_failed']}",
     )
     table.add_row(
-        "model", f"{s['model_version']}" + (" (trained in this run)" if s["trained"] else "")
+        "model",
+        str(s.get("scoring_skipped") or "")
+        or f"{s['model_version']}" + (" (trained in this run)" if s["trained"] else ""),
     )
     table.add_row("machine-hours scored", f"{s['hours_scored']:,}")
     at_risk = s["machines_at_risk"] or []
@@ -595,6 +612,7 @@ def status(data_dir: DataDirOption = "") -> None:
                 "files_received",
                 "files_partial",
                 "files_quarantined",
+                "hours_missing",
                 "rows_rejected",
                 "completeness",
             ]
@@ -602,7 +620,8 @@ def status(data_dir: DataDirOption = "") -> None:
                 dq.add_column(col)
             for row in con.sql(
                 "select data_date, sum(files_expected), sum(files_received), sum(files_partial),"
-                " sum(files_quarantined), sum(rows_rejected), round(avg(completeness), 3)"
+                " sum(files_quarantined), sum(hours_missing), sum(rows_rejected),"
+                " round(avg(completeness), 3)"
                 " from marts.fct_data_quality group by data_date order by data_date desc limit 7"
             ).fetchall():
                 dq.add_row(*(str(v) for v in row))

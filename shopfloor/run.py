@@ -52,10 +52,13 @@ class RunSummary:
     rows_rejected: int = 0
     tests_passed: int = 0
     tests_warned: int = 0
-    tests_failed: int = 0
+    tests_failed: int = 0  # data or unit tests that failed or could not run (error)
     models_built: int = 0
+    models_failed: int = 0  # models (and hooks, seeds, snapshots) that ended in an error
+    nodes_skipped: int = 0  # left out because something upstream failed
     model_version: str | None = None
     trained: bool = False
+    scoring_skipped: str | None = None  # why no model scored this run (a young plant)
     hours_scored: int = 0
     machines_at_risk: list[str] = field(default_factory=list)
     silent_machines: list[str] = field(default_factory=list)
@@ -198,15 +201,21 @@ def _dbt(summary: RunSummary, data_dir: str, args: list[str]) -> bool:
     for node in getattr(result.result, "results", None) or []:
         status = str(getattr(node.status, "value", node.status)).lower()
         kind = node.node.resource_type
-        if str(getattr(kind, "value", kind)) in ("test", "unit_test"):
-            if status == "pass":
-                summary.tests_passed += 1
-            elif status == "warn":
-                summary.tests_warned += 1
-            elif status in ("fail", "error"):
-                summary.tests_failed += 1
+        is_test = str(getattr(kind, "value", kind)) in ("test", "unit_test")
+        if status == "skipped":
+            summary.nodes_skipped += 1
+        elif is_test and status == "pass":
+            summary.tests_passed += 1
+        elif is_test and status == "warn":
+            summary.tests_warned += 1
+        elif is_test and status in ("fail", "error"):
+            summary.tests_failed += 1
         elif status == "success":
             summary.models_built += 1
+        elif status == "error":
+            summary.models_failed += 1
+    if result.exception is not None and summary.models_failed == 0:
+        summary.models_failed += 1  # dbt stopped before any node ran (e.g. a parse error)
     return bool(result.success)
 
 
@@ -222,13 +231,18 @@ def _score(
 ) -> None:
     import duckdb
 
-    from ml.model import load, train
+    from ml.model import load, readiness, train
     from ml.score import score
     from shopfloor import config
 
     models = config.models_dir(data_dir)
     with duckdb.connect(config.warehouse_path(data_dir)) as con:
         if not (models / "LATEST").exists():
+            # a young plant has no failures yet: its hourly run still succeeds, and
+            # the first run with enough history trains by itself
+            if not (ready := readiness(con)).ready:
+                summary.scoring_skipped = f"no model yet: {ready.describe()}"
+                return
             if not train_if_missing:
                 _fail(summary, "score", f"no model in {models} (run `shopfloor train`)")
                 return

@@ -113,6 +113,28 @@ def plan_episodes(rates: DefectRates, hours: int, seed: int, machine_index: int)
     return Episodes(missing, drift_s, drift_rate, offset_h, new_fw)
 
 
+def plan_late_delivery(share: float, hours: int, seed: int, machine_index: int) -> np.ndarray:
+    """Per hour, the hour at whose end the machine's file reaches the file server.
+
+    On a share of machine-days the machine's uplink goes down for 6 to 72 hours; the
+    files it writes meanwhile arrive together when it comes back (possibly after the
+    simulated period: those files are written by a later, longer simulation). An hour
+    on time is delivered at its own end. Causal, like plan_episodes: a longer
+    simulation never changes the deliveries of earlier hours.
+    """
+    rng = np.random.default_rng([seed, machine_index, 6])
+    delivered = np.arange(hours)
+    h = 1
+    while h < hours:
+        if rng.random() < share / 24.0:
+            back = h + int(rng.integers(6, 73))
+            delivered[h : min(back, hours)] = back
+            h = back
+        else:
+            h += 1
+    return delivered
+
+
 @dataclass
 class FilePlan:
     """The file-level defects one file gets (decided before rendering)."""

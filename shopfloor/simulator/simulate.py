@@ -32,6 +32,7 @@ from shopfloor.simulator.defects import (
     FilePlan,
     plan_episodes,
     plan_file,
+    plan_late_delivery,
     record,
 )
 from shopfloor.simulator.fleet import (
@@ -60,6 +61,7 @@ class SimulationConfig:
     sample_interval_s: int = 1
     defects: DefectRates = field(default_factory=DefectRates)
     skip_existing: bool = False  # extend an existing landing area: write only new files
+    late_share: float = 0.0  # share of machine-days on which an uplink outage delays files
     workers: int = 0  # 0: one per core
 
 
@@ -121,6 +123,7 @@ def _render_machine(cfg: SimulationConfig, index: int) -> MachineResult:
     fleet = cfg.fleet
     machine = simulate_machine(fleet, index)
     episodes = plan_episodes(cfg.defects, fleet.hours, fleet.seed, index)
+    delivery = plan_late_delivery(cfg.late_share, fleet.hours, fleet.seed, index)
     writer = _Writer(cfg.out)
     manifest: list[dict[str, Any]] = []
     files = size = 0
@@ -130,6 +133,9 @@ def _render_machine(cfg: SimulationConfig, index: int) -> MachineResult:
         hour_iso = _hour_iso(hour.start)
         if episodes.missing[hour.index]:
             manifest.append(record("missing_hour", machine.machine_id, hour_iso, rel[8:]))
+            continue
+        if delivery[hour.index] >= fleet.hours:  # still on a machine whose uplink is down
+            manifest.append(record("late_delivery", machine.machine_id, hour_iso, rel[8:]))
             continue
         plan = plan_file(cfg.defects, fleet.seed, index, hour.index)
         new_fw = bool(episodes.new_firmware[hour.index])
@@ -149,6 +155,17 @@ def _render_machine(cfg: SimulationConfig, index: int) -> MachineResult:
                 )
             )
         delivered = hour.start.timestamp() + 3600 + 30 + int(plan.rng.integers(0, 240))
+        if (late_by := int(delivery[hour.index]) - hour.index) > 0:
+            delivered += 3600 * late_by
+            manifest.append(
+                record(
+                    "late_delivery",
+                    machine.machine_id,
+                    hour_iso,
+                    rel[8:],
+                    delivered_at=datetime.fromtimestamp(delivered, UTC).isoformat(),
+                )
+            )
         if cfg.skip_existing and writer.exists(rel):
             data = None
         else:

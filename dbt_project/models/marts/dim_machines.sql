@@ -8,15 +8,18 @@ registry as (
 
 files as (
 
+    -- every file outcome names a machine: one that only sent quarantined files
+    -- is still a machine of the plant
     select
         machine_id,
         machine_model,
         firmware,
         first_reading_at,
         last_reading_at,
-        file_hour_at
+        file_hour_at,
+        file_status in ('loaded', 'partial') as is_loaded
     from {{ ref('stg_landing__landing_files') }}
-    where file_status in ('loaded', 'partial')
+    where machine_id is not null
 
 ),
 
@@ -27,6 +30,7 @@ firmware_history as (
         firmware,
         min(file_hour_at) as first_seen_at
     from files
+    where is_loaded
     group by machine_id, firmware
 
 ),
@@ -35,11 +39,11 @@ observed as (
 
     select
         machine_id,
-        arg_max(machine_model, file_hour_at) as observed_model,
-        arg_max(firmware, file_hour_at) as current_firmware,
+        arg_max(machine_model, file_hour_at) filter (where is_loaded) as observed_model,
+        arg_max(firmware, file_hour_at) filter (where is_loaded) as current_firmware,
         min(first_reading_at) as first_data_at,
         max(last_reading_at) as last_data_at,
-        count(*) as files_loaded
+        count(*) filter (where is_loaded) as files_loaded
     from files
     group by machine_id
 
@@ -68,6 +72,8 @@ final as (
         coalesce(registry.machine_model, observed.observed_model) as machine_model,
         registry.production_line,
         registry.installed_on,
+        registry.retired_on,
+        registry.retired_on is null as is_in_service,
         registry.rated_power_kw,
         observed.current_firmware,
         history.firmware_history,

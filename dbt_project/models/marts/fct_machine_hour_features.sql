@@ -2,7 +2,9 @@
     The ML table, one row per machine and UTC hour: machine-level features that
     only look back, and the label. The label says whether a corrective failure
     starts within the var('label_horizon_hours') hours after the hour; it is NULL
-    (unknown, not false) where those hours are not yet observed. Per-sensor
+    (unknown, not false) where those hours are not yet observed (past the
+    fleet's newest data or the machine's retirement) and for hours with no
+    data at all. Per-sensor
     window features are in fct_machine_hour_sensor_features.
 #}
 with
@@ -32,7 +34,8 @@ machines as (
 
     select
         machine_id,
-        machine_model
+        machine_model,
+        retired_on
     from {{ ref('dim_machines') }}
 
 ),
@@ -68,9 +71,23 @@ maintenance_ends as (
 
 ),
 
-observed as (
+fleet_observed as (
 
     select max(hour_at) + interval 1 hour as observed_until from hours
+
+),
+
+observed as (
+
+    -- what is known about a machine ends with the fleet's data or its retirement
+    select
+        machines.machine_id,
+        least(
+            fleet_observed.observed_until,
+            machines.retired_on::timestamp at time zone 'UTC'
+        ) as observed_until
+    from machines
+    cross join fleet_observed
 
 ),
 
@@ -165,6 +182,8 @@ final as (
         / 60.0 as hours_since_failure,
         next_failure.next_failure_at,
         case
+            -- no data, no label: an hour with no file says nothing about the machine
+            when windows.is_missing_hour then null
             when
                 next_failure.next_failure_at
                 < windows.hour_at + interval 1 hour
@@ -172,13 +191,14 @@ final as (
                 then true
             when
                 windows.hour_at + interval 1 hour + to_hours({{ var('label_horizon_hours') }})
-                > observed.observed_until
+                > coalesce(observed.observed_until, fleet_observed.observed_until)
                 then null
             else false
         end as will_fail_within_horizon
     from windows
-    cross join observed
+    cross join fleet_observed
     left join machines on windows.machine_id = machines.machine_id
+    left join observed on windows.machine_id = observed.machine_id
     left join next_failure
         on
             windows.machine_id = next_failure.machine_id

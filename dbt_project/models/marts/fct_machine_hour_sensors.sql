@@ -11,26 +11,44 @@
     readings (not flagged as spike, stuck or out of range) and the flag counts.
     The flags are computed here from the wide staged readings (macro
     flagged_readings, the same rules as int_readings_flagged), so an
-    incremental run's hour filter reaches the raw scan, and the statistics
+    incremental run's filter reaches the raw scan, and the statistics
     are aggregated on the wide rows, then unpivoted (macro sensor_hour_stats).
     Each machine's sensors are processed in slots, only the ones its machine
     group reports (macro sensor_groups), and named again at the end.
     Long on purpose: a sensor a new firmware adds becomes new rows, and the
-    contract stays fixed.
+    contract stays fixed. Incremental by ingestion: a run rebuilds the
+    machine-hours that received a file since the last build, however old
+    (macros ingested_watermark, changed_machine_hours).
 #}
-{%- set since = incremental_start() if is_incremental() else none -%}
-{%- set groups = sensor_groups(where_sql=('reading_at >= ' ~ since) if since else none) -%}
+{%- set since = ingested_watermark() -%}
+{#- incremental: the readings of the machine-hours that received a file since the last build -#}
+{%- set changed_readings = none -%}
+{%- if is_incremental() -%}
+    {%- set changed_readings = 'reading_at >= ' ~ changed_hours_start(since) ~ ' - interval 1 day'
+        ~ ' and source_file in (select file_path from ' ~ ref('stg_landing__landing_files')
+        ~ ' where (machine_id, file_hour_at) in (' ~ changed_machine_hours(since) ~ '))' -%}
+{%- endif -%}
+{%- set groups = sensor_groups(where_sql=changed_readings) -%}
 
 with
 
-{{ flagged_readings(
-    where_sql=('reading_at >= ' ~ since ~ ' and hour_at >= ' ~ since) if since else none,
-    groups=groups,
-) }},
+{{ flagged_readings(where_sql=changed_readings, groups=groups) }},
 
 {{ sensor_hour_stats(sensors=slot_columns(groups)) }},
 
 {{ slot_sensor_names(groups) }},
+
+hour_ingestions as (
+
+    select
+        machine_id,
+        file_hour_at as hour_at,
+        max(ingested_at) as source_ingested_at
+    from {{ ref('stg_landing__landing_files') }}
+    where machine_id is not null
+    group by machine_id, file_hour_at
+
+),
 
 final as (
 
@@ -48,12 +66,17 @@ final as (
         sensor_hours.run_value_mean,
         sensor_hours.spike_count::bigint as spike_count,
         sensor_hours.stuck_count::bigint as stuck_count,
-        sensor_hours.out_of_range_count::bigint as out_of_range_count
+        sensor_hours.out_of_range_count::bigint as out_of_range_count,
+        hour_ingestions.source_ingested_at
     from sensor_hours
     inner join slot_sensors
         on
             sensor_hours.machine_id = slot_sensors.machine_id
             and sensor_hours.sensor = slot_sensors.slot
+    left join hour_ingestions
+        on
+            sensor_hours.machine_id = hour_ingestions.machine_id
+            and sensor_hours.hour_at = hour_ingestions.hour_at
 
 )
 

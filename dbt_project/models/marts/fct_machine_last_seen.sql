@@ -19,7 +19,11 @@ files as (
 
 machines as (
 
-    select machine_id from {{ ref('dim_machines') }}
+    select
+        machine_id,
+        installed_on,
+        retired_on
+    from {{ ref('dim_machines') }}
 
 ),
 
@@ -51,7 +55,13 @@ final as (
             date_diff('hour', per_machine.data_until, fleet.fleet_data_until),
             date_diff('hour', fleet.fleet_data_until - interval 1 hour, fleet.fleet_data_until)
         ) as hours_behind_fleet,
+        -- a machine out of service (retired, or not installed yet) is never silent
         coalesce(
+            machines.retired_on::timestamp at time zone 'UTC' <= fleet.fleet_data_until
+            or machines.installed_on::timestamp at time zone 'UTC' >= fleet.fleet_data_until,
+            false
+        ) as is_out_of_service,
+        not is_out_of_service and coalesce(
             date_diff('hour', per_machine.data_until, fleet.fleet_data_until)
             > {{ var('silent_after_hours') }},
             true
