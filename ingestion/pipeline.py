@@ -8,6 +8,7 @@ load, then append one row to the run log (`raw.ingest_runs`).
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import time
@@ -24,7 +25,8 @@ import duckdb
 from dlt.common.pipeline import LoadInfo
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
-from ingestion.sources import KnownFiles, landing_source
+from ingestion.listing import KnownFiles, ListingPolicy
+from ingestion.sources import landing_source
 
 PIPELINE_NAME = "shopfloor_landing"
 DATASET = "raw"
@@ -47,6 +49,7 @@ class IngestConfig:
     lakehouse: str = ""  # set: load Parquet to this folder or URL instead of DuckDB
     quarantine: str = ""  # default <data_dir>/quarantine
     workers: int = 2
+    policy: ListingPolicy = field(default_factory=ListingPolicy)
 
     def __post_init__(self) -> None:
         self.warehouse = self.warehouse or str(Path(self.data_dir) / "warehouse.duckdb")
@@ -67,6 +70,8 @@ class IngestSummary:
     files_partial: int = 0
     files_quarantined: int = 0
     files_duplicate: int = 0
+    files_skipped: int = 0  # not telemetry files (links, FIFOs, other extensions), or gone
+    files_waiting: int = 0  # possibly still being written: taken at a later run
     rows_read: int = 0
     rows_loaded: int = 0
     rows_rejected: int = 0
@@ -78,6 +83,15 @@ class IngestSummary:
     @property
     def seconds(self) -> float:
         return (self.ended_at - self.started_at).total_seconds()
+
+
+def redact(error: str | None, limit: int = 300) -> str | None:
+    """An error text fit to leave `raw`: quoted input (a line of an export may name a
+    person) replaced, one line, bounded. The full text stays in raw.ingest_runs."""
+    if error is None:
+        return None
+    text = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", error.splitlines()[0] if error else "")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def pseudonym_key(data_dir: str) -> bytes:
@@ -166,7 +180,7 @@ def _warehouse_held_open(cfg: IngestConfig) -> Iterator[None]:
 def run_ingest(
     cfg: IngestConfig,
     on_file: Callable[[dict[str, Any]], None] | None = None,
-    on_listed: Callable[[int, int], None] | None = None,
+    on_listed: Callable[[int, int, int], None] | None = None,
 ) -> IngestSummary:
     """One ingestion run; never raises for bad input (see IngestSummary.status)."""
     with _warehouse_held_open(cfg):
@@ -176,18 +190,18 @@ def run_ingest(
 def _run_ingest(
     cfg: IngestConfig,
     on_file: Callable[[dict[str, Any]], None] | None,
-    on_listed: Callable[[int, int], None] | None,
+    on_listed: Callable[[int, int, int], None] | None,
 ) -> IngestSummary:
     started = datetime.now(UTC)
     t0 = time.perf_counter()
     pipeline = make_pipeline(cfg)
     outcomes: list[dict[str, Any]] = []
-    listed = {"n": 0}
+    listed = {"n": 0, "waiting": 0}
 
-    def listed_files(n_listed: int, n_new: int) -> None:
-        listed["n"] = n_listed
+    def listed_files(n_listed: int, n_new: int, n_waiting: int) -> None:
+        listed["n"], listed["waiting"] = n_listed, n_waiting
         if on_listed:
-            on_listed(n_listed, n_new)
+            on_listed(n_listed, n_new, n_waiting)
 
     def record(outcome: dict[str, Any]) -> None:
         outcomes.append(outcome)
@@ -212,6 +226,7 @@ def _run_ingest(
             workers=cfg.workers,
             on_listed=listed_files,
             staging_dir=str(staging),
+            policy=cfg.policy,
         )
         info = pipeline.run(source)
         if pipeline.last_trace:
@@ -236,6 +251,8 @@ def _run_ingest(
         files_partial=counts["partial"],
         files_quarantined=counts["quarantined"],
         files_duplicate=counts["duplicate"],
+        files_skipped=counts["skipped"],
+        files_waiting=listed["waiting"],
         rows_read=sum(o["rows_read"] for o in outcomes),
         rows_loaded=sum(o["rows_loaded"] for o in outcomes),
         rows_rejected=sum(o["rows_rejected"] for o in outcomes),
@@ -248,6 +265,9 @@ def _run_ingest(
             if o["status"] == "quarantined"
         ],
     )
+    if error:  # nothing this run read is known to be committed: claim none of it
+        summary.files_loaded = summary.files_partial = 0
+        summary.rows_loaded = summary.rows_rejected = 0
     summary.ended_at = datetime.now(UTC)
     row = {k: v for k, v in asdict(summary).items() if k not in ("quarantined", "timings")}
     row["duration_s"] = round(time.perf_counter() - t0, 3)

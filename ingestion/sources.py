@@ -18,38 +18,30 @@ row twice only after a crash inside dlt's load step; staging deduplicates on
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import posixpath
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import dlt
 import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 from dlt.common.libs.pyarrow import py_arrow_to_table_schema_columns
 from dlt.common.schema.typing import TColumnSchema, TDataType
-from dlt.common.storages.configuration import FilesystemConfiguration, make_fsspec_url
-from dlt.common.storages.fsspec_filesystem import MTIME_DISPATCH, FileItem, guess_mime_type
 from dlt.sources.filesystem import FileItemDict
 
+from ingestion.exports import ExportRows, parse_maintenance_log, parse_registry
+from ingestion.listing import KnownFiles, Listing, ListingPolicy, SkippedPath, list_telemetry
 from ingestion.telemetry import ParsedTelemetry, QuarantineError, parse_telemetry, sha256
 
-TELEMETRY_DIR = "telemetry"  # every *.txt file below it, at any depth
-TELEMETRY_SUFFIX = ".txt"
 MAINTENANCE_PATH = "maintenance/maintenance_log.csv"
-PLANT_TIMEZONE = "America/Sao_Paulo"
 
 
 def _columns(**types: TDataType) -> dict[str, TColumnSchema]:
@@ -112,6 +104,14 @@ MAINTENANCE_COLUMNS = _columns(
     failure_mode="text",
     technician_key="text",
     has_notes="bool",
+    source_line="bigint",
+    source_file_sha256="text",
+    ingested_at="timestamp",
+)
+EXPORT_REJECT_COLUMNS = _columns(
+    source_file="text",
+    line_number="bigint",  # NULL: the whole export was rejected
+    reason="text",  # never quotes a personal field of the export
     source_file_sha256="text",
     ingested_at="timestamp",
 )
@@ -130,76 +130,11 @@ REGISTRY_COLUMNS = {
 }
 
 
-@dataclass
-class KnownFiles:
-    """What earlier runs ingested, read from the warehouse's landing_files table."""
-
-    # (relative path, size, mtime iso): a file is new or changed when its key is not here
-    versions: set[tuple[str, int, str]] = field(default_factory=set)
-    hashes: dict[str, str] = field(default_factory=dict)  # sha256 -> first relative path
-
-    @staticmethod
-    def key(relative_path: str, size: int, modified: datetime) -> tuple[str, int, str]:
-        return (relative_path, int(size), modified.astimezone(UTC).isoformat())
-
-
-def list_new_telemetry(
-    fs: fsspec.AbstractFileSystem, landing_url: str, known: KnownFiles
-) -> tuple[int, list[FileItemDict]]:
-    """(files listed, the new or changed ones as dlt file items, oldest delivery first).
-
-    One fsspec `find` of the telemetry folder with its metadata (a directory walk
-    locally, paginated LIST calls on S3), compared with the known versions by
-    relative path, size and modification time. dlt's `filesystem` resource builds
-    a full file item (URL normalisation, a `realpath` per file) for every file
-    listed: measured 3.5 s for 7,200 files, i.e. an hourly run whose cost grew
-    with history. Here only the new files get a file item.
-    """
-    is_local = "file" in fs.protocol
-    if is_local and FilesystemConfiguration.is_local_path(landing_url):
-        landing_url = FilesystemConfiguration.make_file_url(landing_url)
-    scheme = urlparse(landing_url).scheme
-    if is_local:
-        root = FilesystemConfiguration.make_local_path(landing_url).rstrip("/")
-    else:
-        root = fs._strip_protocol(landing_url).rstrip("/")
-    found = fs.find(f"{root}/{TELEMETRY_DIR}", detail=True)
-    listed = 0
-    new: list[FileItemDict] = []
-    for path, info in found.items():
-        if info.get("type") != "file" or not path.endswith(TELEMETRY_SUFFIX):
-            continue
-        listed += 1
-        rel = posixpath.relpath(path, root)  # fsspec paths are POSIX, local ones too
-        modified = MTIME_DISPATCH[scheme](info) or datetime.now(UTC)
-        size = int(info.get("size") or 0)
-        if KnownFiles.key(rel, size, modified) in known.versions:
-            continue
-        mime_type, encoding = guess_mime_type(rel)
-        item = FileItem(
-            file_name=posixpath.basename(rel),
-            relative_path=rel,
-            file_url=(
-                FilesystemConfiguration.make_file_url(path)
-                if is_local
-                else make_fsspec_url(scheme, path, landing_url)
-            ),
-            mime_type=mime_type,
-            modification_date=modified,
-            size_in_bytes=size,
-        )
-        if encoding:
-            item["encoding"] = encoding
-        new.append(FileItemDict(item, fs))
-    # oldest delivery first: of two identical files, the one that came first is kept
-    new.sort(key=lambda f: (f["modification_date"], f["relative_path"]))
-    return listed, new
-
-
 _TABLE_COLUMNS = {
     "telemetry_readings": READING_COLUMNS,
     "telemetry_rejects": REJECT_COLUMNS,
     "landing_files": FILE_COLUMNS,
+    "export_rejects": EXPORT_REJECT_COLUMNS,
 }
 
 
@@ -221,18 +156,37 @@ class _FileResult:
     error: str | None
     size: int
     data: bytes | None  # kept only for quarantine
+    vanished: bool = False  # deleted between listing and reading
 
 
-def _read_and_parse(item: FileItemDict) -> _FileResult:
-    data = item.read_bytes()
-    digest = sha256(data)
+def _read_and_parse(item: FileItemDict, problem: str | None, policy: ListingPolicy) -> _FileResult:
+    """Read one file and parse it, unless its path already condemned it."""
+    size = int(item["size_in_bytes"])
+    if size > policy.max_file_bytes:  # never read into memory; stays in the landing area
+        return _FileResult(item, "", None, problem, size, None)
     try:
-        return _FileResult(item, digest, parse_telemetry(data), None, len(data), None)
+        data = item.read_bytes()
+    except FileNotFoundError:
+        return _FileResult(item, "", None, None, size, None, vanished=True)
+    digest = sha256(data)
+    if problem:
+        return _FileResult(item, digest, None, problem, len(data), data)
+    try:
+        parsed = parse_telemetry(data)
     except QuarantineError as exc:
         return _FileResult(item, digest, None, str(exc), len(data), data)
     except Exception as exc:  # a file the parser did not foresee: quarantine, go on
         reason = f"unreadable: {type(exc).__name__}: {exc}"
         return _FileResult(item, digest, None, reason, len(data), data)
+    interval = int(parsed.header.keys["sample_interval_s"])
+    most = 2 * -(-3600 // interval) + 10  # twice an hour's rows, and a little slack
+    if parsed.rows_read > most:
+        reason = (
+            f"{parsed.rows_read:,} rows: more than the {most:,} one machine-hour may have "
+            f"at sample_interval_s {interval}"
+        )
+        return _FileResult(item, digest, None, reason, len(data), data)
+    return _FileResult(item, digest, parsed, None, len(data), None)
 
 
 def _machine_from_path(relative_path: str) -> str | None:
@@ -247,13 +201,15 @@ def landing_source(
     quarantine_url: str | None = None,
     pseudonym_key: bytes = b"",
     on_file: Callable[[dict[str, Any]], None] | None = None,
-    on_listed: Callable[[int, int], None] | None = None,
+    on_listed: Callable[[int, int, int], None] | None = None,
     workers: int = 2,
     chunk_files: int = 64,
     staging_dir: str = "data/.dlt/staging",
+    policy: ListingPolicy | None = None,
 ) -> Sequence[Any]:
     """The landing area's telemetry files, maintenance export and registry."""
     known = known or KnownFiles()
+    policy = policy or ListingPolicy()
     # one fsspec filesystem for everything the source reads: credentials and endpoints
     # come from fsspec's usual configuration (environment, ~/.aws, fsspec config)
     landing_fs, _ = fsspec.core.url_to_fs(landing_url)
@@ -262,16 +218,19 @@ def landing_source(
     def telemetry() -> Iterator[Any]:
         """Parse new or changed files; record every file's outcome."""
         ingested_at = datetime.now(UTC)
-        listed, new = list_new_telemetry(landing_fs, landing_url, known)
+        listing = list_telemetry(landing_fs, landing_url, known, policy, ingested_at)
         if on_listed:
-            on_listed(listed, len(new))
+            on_listed(listing.listed, len(listing.new) + len(listing.skipped), listing.waiting)
         seen_hashes = dict(known.hashes)
         load_id = dlt.current.load_package_state()["load_id"]
         writer = _ReadingsWriter(load_id, staging_dir)
         readings: list[pa.Table] = []
         rejects: list[dict[str, Any]] = []
-        files: list[dict[str, Any]] = []
-        for result in _prefetch(new, workers):
+        files = [_skipped(path, ingested_at) for path in listing.skipped]
+        for outcome in files:
+            if on_file:
+                on_file(outcome)
+        for result in _prefetch(listing, policy, workers):
             outcome, parsed_readings, parsed_rejects = _outcome(
                 result, seen_hashes, ingested_at, quarantine_url
             )
@@ -287,13 +246,30 @@ def landing_source(
         yield from writer.close()
 
     def changed(path: str) -> bytes | None:
-        """The file's bytes if it exists and changed since this resource last loaded it."""
+        """The file's bytes if it exists and differs from the last version this resource
+        loaded or rejected whole (an export rejected whole is not read again until it changes)."""
         fs, root = fsspec.core.url_to_fs(landing_url)
         full = f"{root.rstrip('/')}/{path}"
-        if not fs.exists(full):
+        try:
+            data: bytes = fs.cat_file(full)
+        except FileNotFoundError:
             return None
-        data: bytes = fs.cat_file(full)
-        return None if dlt.current.resource_state().get("sha256") == sha256(data) else data
+        state = dlt.current.resource_state()
+        digest = sha256(data)
+        return None if digest in (state.get("sha256"), state.get("rejected_sha256")) else data
+
+    def export_rejects(path: str, data: bytes, parsed: ExportRows) -> Iterator[Any]:
+        """The export's rejected lines (or the whole file), then its state."""
+        digest = sha256(data)
+        now = datetime.now(UTC)
+        if parsed.rejects:
+            rows = [
+                r | {"source_file": path, "source_file_sha256": digest, "ingested_at": now}
+                for r in parsed.rejects
+            ]
+            yield _table(rows, "export_rejects")
+        key = "rejected_sha256" if parsed.rejected_whole else "sha256"
+        dlt.current.resource_state()[key] = digest
 
     @dlt.resource(name="maintenance_log", write_disposition="append", columns=MAINTENANCE_COLUMNS)
     def maintenance_log() -> Iterator[Any]:
@@ -301,27 +277,31 @@ def landing_source(
         if (data := changed(MAINTENANCE_PATH)) is None:
             yield dlt.mark.materialize_table_schema()  # appends nothing
             return
-        digest = sha256(data)
-        table = parse_maintenance_log(data, pseudonym_key)
-        n = table.num_rows
-        table = table.append_column("source_file_sha256", pa.repeat(pa.scalar(digest), n))
-        table = table.append_column(
-            "ingested_at", pa.repeat(pa.scalar(datetime.now(UTC), pa.timestamp("us", "UTC")), n)
-        )
-        yield table
-        dlt.current.resource_state()["sha256"] = digest
+        table, parsed = parse_maintenance_log(data, pseudonym_key)
+        if not parsed.rejected_whole:
+            n = table.num_rows
+            table = table.append_column("source_file_sha256", pa.repeat(pa.scalar(sha256(data)), n))
+            table = table.append_column(
+                "ingested_at",
+                pa.repeat(pa.scalar(datetime.now(UTC), pa.timestamp("us", "UTC")), n),
+            )
+            yield table
+        yield from export_rejects(MAINTENANCE_PATH, data, parsed)
 
     def registry(name: str, path: str) -> Any:
         @dlt.resource(name=name, write_disposition="replace", columns=REGISTRY_COLUMNS[name])
         def read() -> Iterator[Any]:
-            if (data := changed(path)) is None:
+            data = changed(path)
+            parsed = parse_registry(data, name) if data is not None else None
+            if parsed is None or parsed[1].rejected_whole:
                 # an empty table until the file first arrives (once loaded, an unchanged
                 # file keeps its table: with `replace`, materializing would empty it)
                 if "sha256" not in dlt.current.resource_state():
                     yield dlt.mark.materialize_table_schema()
-                return
-            yield pcsv.read_csv(pa.py_buffer(data))
-            dlt.current.resource_state()["sha256"] = sha256(data)
+            else:
+                yield parsed[0]
+            if data is not None and parsed is not None:
+                yield from export_rejects(path, data, parsed[1])
 
         return read
 
@@ -383,7 +363,9 @@ def _outcome(
         "ingested_at": ingested_at,
     }
     parsed = result.parsed
-    if result.size and result.data_sha in seen_hashes:  # empty files are failures, not copies
+    if result.vanished:
+        outcome |= {"status": "skipped", "reason": "deleted between listing and reading"}
+    elif result.size and result.data_sha in seen_hashes:  # empty files are failures, not copies
         outcome |= {
             "status": "duplicate",
             "duplicate_of": seen_hashes[result.data_sha],
@@ -444,6 +426,23 @@ def _outcome(
     return outcome, readings_out, rejects_out
 
 
+def _skipped(path: SkippedPath, ingested_at: datetime) -> dict[str, Any]:
+    """The outcome of a path that is not a telemetry file: recorded, never read."""
+    return dict.fromkeys(FILE_COLUMNS) | {
+        "file_url": None,
+        "relative_path": path.relative_path,
+        "machine_id": None,
+        "size_bytes": path.size,
+        "modified_at": path.modified_at,
+        "status": "skipped",
+        "reason": path.reason,
+        "rows_read": 0,
+        "rows_loaded": 0,
+        "rows_rejected": 0,
+        "ingested_at": ingested_at,
+    }
+
+
 def _flush(
     writer: _ReadingsWriter,
     readings: list[pa.Table],
@@ -462,14 +461,15 @@ def _flush(
     files.clear()
 
 
-def _prefetch(items: list[FileItemDict], workers: int) -> Iterator[_FileResult]:
+def _prefetch(listing: Listing, policy: ListingPolicy, workers: int) -> Iterator[_FileResult]:
     """Read and parse in worker threads, in order, a bounded number of files ahead,
     so that parsing overlaps with writing and memory does not grow with the batch."""
     ahead = 16 * max(1, workers)
     with ThreadPoolExecutor(max(1, workers)) as pool:
         pending: deque[Future[_FileResult]] = deque()
-        for item in items:
-            pending.append(pool.submit(_read_and_parse, item))
+        for item in listing.new:
+            problem = listing.problems.get(item["relative_path"])
+            pending.append(pool.submit(_read_and_parse, item, problem, policy))
             if len(pending) >= ahead:
                 yield pending.popleft().result()
         while pending:
@@ -620,8 +620,8 @@ def _arrow_type(column: Mapping[str, Any]) -> pa.DataType:
 
 def _quarantine(quarantine_url: str | None, rel: str, result: _FileResult) -> str | None:
     """Keep the original bytes and the reason beside them."""
-    if quarantine_url is None:
-        return None
+    if quarantine_url is None or (result.data is None and not result.data_sha):
+        return None  # never read (too big): it stays where it is in the landing area
     data = result.data if result.data is not None else result.item.read_bytes()
     fs, root = fsspec.core.url_to_fs(quarantine_url)
     target = f"{root.rstrip('/')}/{result.data_sha[:12]}/{rel}"
@@ -630,60 +630,3 @@ def _quarantine(quarantine_url: str | None, rel: str, result: _FileResult) -> st
     reason = {"file": rel, "sha256": result.data_sha, "reason": result.error}
     fs.pipe_file(target + ".reason.json", json.dumps(reason, indent=2).encode())
     return target
-
-
-def pseudonymise(name: str, key: bytes) -> str:
-    """Keyed hash: stable per person, not reversible without the key."""
-    digest = hmac.new(key, name.strip().casefold().encode(), hashlib.sha256).hexdigest()
-    return f"tech_{digest[:16]}"
-
-
-def parse_maintenance_log(data: bytes, key: bytes, timezone: str = PLANT_TIMEZONE) -> pa.Table:
-    """The work-order export, typed, with UTC times; names hashed and notes dropped."""
-    if not key:
-        raise ValueError("a pseudonymisation key is required to read the maintenance log")
-    table = pcsv.read_csv(
-        pa.py_buffer(data),
-        parse_options=pcsv.ParseOptions(delimiter=";", quote_char='"'),
-        convert_options=pcsv.ConvertOptions(
-            column_types=dict.fromkeys(
-                [
-                    "work_order",
-                    "machine_id",
-                    "reported_at",
-                    "started_at",
-                    "ended_at",
-                    "maintenance_type",
-                    "component",
-                    "failure_mode",
-                    "technician",
-                    "notes",
-                ],
-                pa.string(),
-            )
-        ),
-    )
-
-    def to_utc(col: str) -> pa.Array:
-        text = pc.if_else(pc.equal(table[col], ""), None, table[col])
-        local = pc.strptime(text, format="%d/%m/%Y %H:%M", unit="s")
-        return pc.cast(pc.assume_timezone(local, timezone), pa.timestamp("us", tz="UTC"))
-
-    technicians = [pseudonymise(t, key) if t else None for t in table["technician"].to_pylist()]
-    notes = table["notes"]
-    return pa.table(
-        {
-            "work_order": table["work_order"],
-            "machine_id": table["machine_id"],
-            "reported_at": to_utc("reported_at"),
-            "started_at": to_utc("started_at"),
-            "ended_at": to_utc("ended_at"),
-            "maintenance_type": table["maintenance_type"],
-            "component": pc.if_else(pc.equal(table["component"], ""), None, table["component"]),
-            "failure_mode": pc.if_else(
-                pc.equal(table["failure_mode"], ""), None, table["failure_mode"]
-            ),
-            "technician_key": pa.array(technicians, pa.string()),
-            "has_notes": pc.greater(pc.utf8_length(pc.fill_null(notes, "")), 0),
-        }
-    )

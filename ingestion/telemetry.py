@@ -22,10 +22,16 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 FIXED_COLUMNS = ("timestamp", "status")
+# Sensor columns are stored as s_<name>: whatever a file calls its sensors (machine_id,
+# reading_at, order, select, hour_at...), no name can meet a column the pipeline or dbt
+# adds, or a SQL keyword.
+SENSOR_PREFIX = "s_"
+MAX_SENSOR_COLUMNS = 512  # a file with more is quarantined before it reaches memory
+MAX_NAME_LENGTH = 63  # PostgreSQL's identifier limit: the marts are served there too
 REQUIRED_KEYS = ("machine_id", "model", "firmware", "start_time", "sample_interval_s")
 STATUSES = ("RUN", "IDLE", "SETUP", "ALARM", "MAINT")
 HEADER_SCAN_BYTES = 64 * 1024
-_COLUMN_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_COLUMN_NAME = re.compile(r"^[a-z](?:[a-z0-9]|_(?!_))*$")  # no "__": dlt folds it to "_"
 _NUMBER = r"^-?[0-9]+(,[0-9]+)?$"
 
 
@@ -95,6 +101,8 @@ def _decode_header(data: bytes) -> tuple[str, str]:
 def parse_header(data: bytes) -> tuple[Header, str]:
     if not data:
         raise QuarantineError("empty file")
+    if b"\r" in data[:HEADER_SCAN_BYTES] and b"\n" not in data[:HEADER_SCAN_BYTES]:
+        raise QuarantineError("lines end in CR only (old Mac export): expected LF or CRLF")
     encoding, text = _decode_header(data)
     keys: dict[str, str] = {}
     lines = text.split("\n")
@@ -118,9 +126,20 @@ def parse_header(data: bytes) -> tuple[Header, str]:
         )
     if tuple(columns[:2]) != FIXED_COLUMNS:
         raise QuarantineError(f"header row must start with timestamp;status, got {columns[:2]}")
-    bad = [c for c in columns if not _COLUMN_NAME.match(c)]
-    if bad or len(set(columns)) != len(columns):
-        raise QuarantineError(f"invalid or repeated column names in header row: {bad[:3]}")
+    if len(columns) - len(FIXED_COLUMNS) > MAX_SENSOR_COLUMNS:
+        raise QuarantineError(
+            f"{len(columns) - len(FIXED_COLUMNS)} sensor columns: a file may have at most "
+            f"{MAX_SENSOR_COLUMNS}"
+        )
+    bad = [c for c in columns if not _COLUMN_NAME.match(c) or len(c) > MAX_NAME_LENGTH]
+    if bad:
+        raise QuarantineError(
+            f"invalid column name(s) in header row: {', '.join(repr(c[:40]) for c in bad[:3])}"
+            f" (lowercase letters, digits and single '_', at most {MAX_NAME_LENGTH} characters)"
+        )
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if repeated:
+        raise QuarantineError(f"repeated column name(s) in header row: {', '.join(repeated[:3])}")
     try:
         interval = int(keys["sample_interval_s"])
     except ValueError:
@@ -151,6 +170,8 @@ def _repair_utf8_lines(body: bytes) -> tuple[bytes, set[int]]:
 
 def parse_telemetry(data: bytes) -> ParsedTelemetry:
     """Parse a telemetry file; raise QuarantineError when the file cannot be read at all."""
+    if data.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark: harmless, dropped
+        data = data[3:]
     header, encoding = parse_header(data)
     # split off header block and header row
     pos = 0
@@ -281,9 +302,24 @@ def _finish(
     """Timestamps to UTC, row checks, lineage; returns readings and (line, reason) rejects."""
     ts = table["timestamp"]
     reading_at = pc.strptime(ts, format="%Y-%m-%dT%H:%M:%S%z", unit="s", error_is_null=True)
+    local_text = pc.utf8_slice_codeunits(ts, 0, 19)
+    local = pc.strptime(local_text, format="%Y-%m-%dT%H:%M:%S", unit="s", error_is_null=True)
+    offset_min = pc.divide(
+        pc.cast(
+            pc.subtract(pc.cast(local, pa.int64()), pc.cast(reading_at, pa.int64())), pa.int32()
+        ),
+        60,
+    )
     checks = [
         (pc.equal(pc.utf8_length(ts), 0), "empty line"),
         (pc.is_null(reading_at), "timestamp is not ISO 8601 with a UTC offset"),
+        # strptime rolls 2026-02-30 over to 2 March: a time that formats back differently
+        # does not exist
+        (
+            pc.not_equal(pc.strftime(local, format="%Y-%m-%dT%H:%M:%S"), local_text),
+            "impossible calendar time",
+        ),
+        (pc.greater(pc.abs(offset_min), 14 * 60), "UTC offset beyond ±14:00"),
         (pc.invert(pc.is_in(table["status"], pa.array(STATUSES))), "unknown status"),
     ]
     reason = pa.nulls(table.num_rows, pa.string())
@@ -299,15 +335,7 @@ def _finish(
         rejects = [(int(lines[k]), str(reason[int(k)])) for k in np.flatnonzero(mask)]
         keep = pc.invert(bad)
         table, reading_at, lines = table.filter(keep), reading_at.filter(keep), lines[~mask]
-    local = pc.strptime(
-        pc.utf8_slice_codeunits(table["timestamp"], 0, 19), format="%Y-%m-%dT%H:%M:%S", unit="s"
-    )
-    offset_min = pc.divide(
-        pc.cast(
-            pc.subtract(pc.cast(local, pa.int64()), pc.cast(reading_at, pa.int64())), pa.int32()
-        ),
-        60,
-    )
+        offset_min = offset_min.filter(keep)
     n = table.num_rows
     out = pa.table(
         {
@@ -315,7 +343,7 @@ def _finish(
             "reading_at": pc.cast(reading_at, pa.timestamp("us", tz="UTC")),
             "utc_offset_min": pc.cast(offset_min, pa.int16()),
             "status": table["status"],
-            **{name: table[name] for name in header.sensors},
+            **{SENSOR_PREFIX + name: table[name] for name in header.sensors},
             "source_line": pa.array(lines, pa.int32()),
         }
     )

@@ -226,7 +226,7 @@ def ingest_with_progress(cfg: IngestConfig) -> IngestSummary:
     """One ingestion run with live progress (files, MB, rows/s) and a summary table."""
     from rich.progress import TaskProgressColumn
 
-    from ingestion.pipeline import run_ingest
+    from ingestion.pipeline import redact, run_ingest
 
     console.print(
         f"Ingesting [cyan]{cfg.landing}[/] into [cyan]{cfg.lakehouse or cfg.warehouse}[/]"
@@ -245,8 +245,11 @@ def ingest_with_progress(cfg: IngestConfig) -> IngestSummary:
         totals = {"bytes": 0, "rows": 0}
         started = datetime.now(UTC)
 
-        def listed(n_listed: int, n_new: int) -> None:
-            progress.update(task, total=n_new, description=f"{n_new:,} new of {n_listed:,} files")
+        def listed(n_listed: int, n_new: int, n_waiting: int) -> None:
+            waiting = f", {n_waiting:,} still being written" if n_waiting else ""
+            progress.update(
+                task, total=n_new, description=f"{n_new:,} new of {n_listed:,} files{waiting}"
+            )
 
         def done(outcome: dict[str, object]) -> None:
             totals["bytes"] += int(outcome["size_bytes"])  # type: ignore[call-overload]
@@ -264,6 +267,8 @@ def ingest_with_progress(cfg: IngestConfig) -> IngestSummary:
     table.add_row("partial (truncated)", f"{summary.files_partial:,}")
     table.add_row("quarantined", f"{summary.files_quarantined:,}")
     table.add_row("duplicates skipped", f"{summary.files_duplicate:,}")
+    table.add_row("not telemetry (skipped)", f"{summary.files_skipped:,}")
+    table.add_row("still being written (next run)", f"{summary.files_waiting:,}")
     table.add_row(
         "rows read / loaded / rejected",
         f"{summary.rows_read:,} / {summary.rows_loaded:,} / {summary.rows_rejected:,}",
@@ -276,7 +281,8 @@ def ingest_with_progress(cfg: IngestConfig) -> IngestSummary:
     if len(summary.quarantined) > 10:
         console.print(f"... and {len(summary.quarantined) - 10} more (table raw.landing_files)")
     if summary.status != "succeeded":
-        console.print(f"[red]ingest failed:[/] {summary.error}")
+        # the full text (it may quote an input line) stays in raw.ingest_runs.error
+        console.print(f"[red]ingest failed:[/] {redact(summary.error)}")
     return summary
 
 

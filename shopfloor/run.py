@@ -179,7 +179,7 @@ def _fail(summary: RunSummary, stage: str, error: str) -> None:
 
 
 def _ingest(summary: RunSummary, data_dir: str, landing: str, *_: Any) -> None:
-    from ingestion.pipeline import IngestConfig, run_ingest
+    from ingestion.pipeline import IngestConfig, redact, run_ingest
 
     ingest = _[-1] or run_ingest  # the CLI passes its progress-reporting runner
     result = ingest(IngestConfig(landing=landing, data_dir=data_dir))
@@ -191,7 +191,8 @@ def _ingest(summary: RunSummary, data_dir: str, landing: str, *_: Any) -> None:
     summary.rows_loaded = result.rows_loaded
     summary.rows_rejected = result.rows_rejected
     if result.status != "succeeded":
-        _fail(summary, "ingest", result.error or "ingestion failed")
+        # runs.jsonl and cron logs get the redacted text; raw.ingest_runs keeps it whole
+        _fail(summary, "ingest", redact(result.error) or "ingestion failed")
 
 
 def _dbt(summary: RunSummary, data_dir: str, args: list[str]) -> bool:

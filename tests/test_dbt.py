@@ -192,7 +192,7 @@ def test_flag_rules_on_a_hand_made_machine_hour(built: tuple[Path, Path], tmp_pa
             "insert into raw.telemetry_readings by name select 'MT' as machine_id, "
             "'2026-03-02 00:00:00+00'::timestamptz + to_seconds(?) as reading_at, "
             "'RUN' as status, ? as source_line, ? as source_file, 'sha-mt' as "
-            "source_file_sha256, ? as spindle_speed_rpm, 'test' as _dlt_load_id",
+            "source_file_sha256, ? as s_spindle_speed_rpm, 'test' as _dlt_load_id",
             [[line - 10, line, path, value] for line, value in values.items()],
         )
     flags = query(

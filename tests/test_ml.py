@@ -98,11 +98,11 @@ def test_features_are_discovered_and_include_new_firmware_sensors(
             s.name
             for m in MODELS
             for s in m.sensors
-            if s.since_firmware is not None and s.name in columns
+            if s.since_firmware is not None and f"s_{s.name}" in columns
         }
         first_seen = {
             s: con.sql(
-                f"select min(reading_at) from raw.telemetry_readings where {s} is not null"
+                f"select min(reading_at) from raw.telemetry_readings where s_{s} is not null"
             ).fetchone()[0]  # type: ignore[index]
             for s in late
         }

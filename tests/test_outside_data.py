@@ -365,6 +365,7 @@ def test_an_empty_landing_area_and_only_quarantined_files_build(tmp_path: Path) 
     bad = landing / "telemetry" / "X1" / "2026" / "05" / "04" / "X1_20260504T00.txt"
     bad.parent.mkdir(parents=True)
     bad.write_bytes(b"not a machine export\n")
+    os.utime(bad, (DAY0.timestamp(), DAY0.timestamp()))
     shopfloor_run(data, landing)
     assert rows(data, "select status from raw.landing_files") == [("quarantined",)]
     assert rows(data, "select count(*) from marts.fct_machine_hour_sensors") == [(0,)]

@@ -63,8 +63,10 @@ ratings_by_sensor as (
     select
         machines.machine_id,
         {% for s in all_sensors %}
-            max(ratings.rated_min) filter (where ratings.sensor = '{{ s }}') as {{ s }}__min,
-            max(ratings.rated_max) filter (where ratings.sensor = '{{ s }}') as {{ s }}__max
+            max(ratings.rated_min) filter (where ratings.sensor = '{{ sensor_name(s) }}')
+                as {{ s }}__min,
+            max(ratings.rated_max) filter (where ratings.sensor = '{{ sensor_name(s) }}')
+                as {{ s }}__max
             {{- "," if not loop.last }}
         {% endfor %}
     from {{ ref('stg_landing__machine_registry') }} as machines

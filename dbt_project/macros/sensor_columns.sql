@@ -1,15 +1,14 @@
 {#
-    The sensor columns of a wide readings relation: every column that is not
-    an identifier (macro non_sensor_columns), so a column a new firmware adds
-    is a sensor with no SQL edited (the same rule as int_readings_unpivoted's
-    UNPIVOT).
+    The sensor columns of a wide readings relation: every column named
+    s_<sensor> (the ingestion stores each file's sensor columns so, whatever
+    the plant calls them), so a column a new firmware adds is a sensor with no
+    SQL edited (the same rule as int_readings_unpivoted's UNPIVOT).
 #}
 {% macro sensor_columns(relation) %}
-    {%- set not_sensors = non_sensor_columns() -%}
     {%- set sensors = [] -%}
     {%- if execute -%}
         {%- for column in adapter.get_columns_in_relation(relation) -%}
-            {%- if column.name | lower not in not_sensors -%}
+            {%- if column.name.lower().startswith(sensor_prefix()) -%}
                 {%- do sensors.append(column.name) -%}
             {%- endif -%}
         {%- endfor -%}
@@ -18,10 +17,19 @@
 {% endmacro %}
 
 
-{# the identifier and lineage columns of the staged readings: all the others are sensors #}
-{% macro non_sensor_columns() %}
-    {{ return([
-        'machine_id', 'reading_at', 'utc_offset_min', 'status', 'source_line',
-        'source_file', 'source_file_sha256', 'ingested_at', 'load_id', 'hour_at',
-    ]) }}
+{# the prefix of the raw sensor columns (ingestion/telemetry.py SENSOR_PREFIX) #}
+{% macro sensor_prefix() %}
+    {{ return('s_') }}
+{% endmacro %}
+
+
+{# the plant's name of a sensor column: s_spindle_speed_rpm -> spindle_speed_rpm #}
+{% macro sensor_name(column) %}
+    {{ return(column[sensor_prefix() | length:]) }}
+{% endmacro %}
+
+
+{# the same, as SQL on a column holding sensor column names #}
+{% macro sensor_name_sql(expression) %}
+    {{- return('substr(' ~ expression ~ ', ' ~ (sensor_prefix() | length + 1) ~ ')') -}}
 {% endmacro %}

@@ -105,7 +105,7 @@
         {%- for machine in group.machines -%}
             {%- for s in group.sensors -%}
                 {%- do rows.append(
-                    '(' ~ quoted_list([machine, 'sensor_slot_' ~ loop.index, s]) ~ ')'
+                    '(' ~ quoted_list([machine, 'sensor_slot_' ~ loop.index, sensor_name(s)]) ~ ')'
                 ) -%}
             {%- endfor -%}
         {%- endfor -%}

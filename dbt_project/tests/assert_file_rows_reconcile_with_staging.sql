@@ -1,5 +1,6 @@
--- Every loaded or partial file: the rows the ingestion says it loaded and
--- rejected are exactly the readings and rejects staging holds for its content.
+-- Every loaded or partial file that no later file of its machine-hour replaced:
+-- the rows the ingestion says it loaded and rejected are exactly the readings
+-- and rejects staging holds for its content.
 with
 
 files as (
@@ -11,7 +12,7 @@ files as (
         rows_loaded,
         rows_rejected
     from {{ ref('stg_landing__landing_files') }}
-    where file_status in ('loaded', 'partial')
+    where file_status in ('loaded', 'partial') and not is_superseded
 
 ),
 

@@ -14,9 +14,7 @@ staged_counts as (
     select
         machine_id,
         count(*) as readings__,
-        count(
-            columns(* exclude ({{ non_sensor_columns() | join(', ') }}))
-        ) as "\0"  -- noqa: RF05
+        count(columns('^{{ sensor_prefix() }}')) as "\0"  -- noqa: RF05
     from {{ ref('stg_landing__telemetry_readings') }}
     group by machine_id
 
@@ -26,7 +24,7 @@ staged_values as (
 
     select
         per_sensor.machine_id,
-        per_sensor.sensor,
+        {{ sensor_name_sql('per_sensor.sensor') }} as sensor,
         per_sensor.sensor_values
     from (
         unpivot staged_counts

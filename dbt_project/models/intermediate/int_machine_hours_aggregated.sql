@@ -30,6 +30,7 @@ files as (
         firmware,
         machine_model,
         rows_rejected,
+        is_superseded,
         ingested_at,
         -- how far the machine's clock ran ahead of (or behind) the hour the file covers
         epoch(first_reading_at) - epoch(file_hour_at) as clock_lead_s
@@ -86,8 +87,11 @@ hour_files as (
         bool_or(file_status = 'partial') as has_partial_file,
         bool_or(file_status = 'quarantined') as has_quarantined_file,
         max(clock_lead_s) filter (where file_status != 'quarantined') as clock_lead_s,
-        coalesce(sum(rows_rejected) filter (where file_status != 'quarantined'), 0)::bigint
-            as rejected_rows,
+        bool_or(is_superseded) as has_superseded_file,
+        coalesce(
+            sum(rows_rejected) filter (where file_status != 'quarantined' and not is_superseded),
+            0
+        )::bigint as rejected_rows,
         max(ingested_at) as source_ingested_at
     from files
     group by machine_id, hour_at
@@ -105,6 +109,7 @@ final as (
         hour_files.clock_lead_s,
         hour_files.has_partial_file,
         hour_files.has_quarantined_file,
+        hour_files.has_superseded_file,
         hour_files.rejected_rows,
         coalesce(reading_counts.readings_received, 0) as readings_received,
         coalesce(reading_counts.run_readings, 0) as run_readings,

@@ -18,7 +18,7 @@ select
     reading_at,
     hour_at,
     status,
-    sensor,
+    {{ sensor_name_sql('sensor') }} as sensor,
     sensor_value,
     source_file,
     source_line,

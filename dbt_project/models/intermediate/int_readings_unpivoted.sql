@@ -15,7 +15,7 @@ readings as (
 unpivoted as (
 
     unpivot readings
-    on columns(* exclude (machine_id, reading_at, hour_at, status, source_file, source_line))
+    on columns('^{{ sensor_prefix() }}')
     into name sensor value sensor_value
 
 )
@@ -25,7 +25,7 @@ select
     reading_at,
     hour_at,
     status,
-    sensor,
+    {{ sensor_name_sql('sensor') }} as sensor,
     sensor_value::double as sensor_value,
     source_file,
     source_line

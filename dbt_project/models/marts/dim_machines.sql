@@ -19,7 +19,7 @@ files as (
         file_hour_at,
         file_status in ('loaded', 'partial') as is_loaded
     from {{ ref('stg_landing__landing_files') }}
-    where machine_id is not null
+    where machine_id is not null and file_status in ('loaded', 'partial', 'quarantined')
 
 ),
 

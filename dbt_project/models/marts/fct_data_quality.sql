@@ -8,7 +8,7 @@ files as (
         file_status,
         rows_rejected
     from {{ ref('stg_landing__landing_files') }}
-    where machine_id is not null
+    where machine_id is not null and file_hour_at is not null
 
 ),
 

@@ -21,6 +21,7 @@ file_hours as (
         clock_lead_s,
         has_partial_file,
         has_quarantined_file,
+        has_superseded_file,
         rejected_rows,
         readings_received,
         run_readings,
@@ -145,7 +146,8 @@ final as (
         coalesce(file_hours.rejected_rows, 0) as rejected_rows,
         file_hours.machine_id is null as is_missing_hour,
         coalesce(file_hours.has_partial_file, false) as has_partial_file,
-        coalesce(file_hours.has_quarantined_file, false) as has_quarantined_file
+        coalesce(file_hours.has_quarantined_file, false) as has_quarantined_file,
+        coalesce(file_hours.has_superseded_file, false) as has_superseded_file
     from spine
     left join file_hours
         on spine.machine_id = file_hours.machine_id and spine.hour_at = file_hours.hour_at

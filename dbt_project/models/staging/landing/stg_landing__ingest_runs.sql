@@ -39,5 +39,7 @@ select
     rows_rejected,
     bytes_read,
     duration_s,
-    error as run_error
+    -- only the kind of error leaves raw: its text may quote an input line (a name)
+    nullif(regexp_extract(error, '^([A-Za-z_.]+(Error|Exception))', 1), '') as run_error_kind,
+    error is not null as has_error
 from source

@@ -36,6 +36,35 @@ deduplicated as (
         partition by file_url, modified_at, content_sha256 order by ingested_at
     ) = 1
 
+),
+
+hours as (
+
+    select
+        *,
+        -- the UTC hour the file covers, from its name (<machine>_<yyyymmddThh>.txt)
+        {{ file_hour_at('relative_path') }} as file_hour_at
+    from deduplicated
+
+),
+
+versions as (
+
+    -- of the readable files of one machine-hour (a re-export, a complete upload
+    -- after a truncated one, a second file under another name), the one
+    -- delivered last is the hour's data; the others are superseded
+    select
+        *,
+        status in ('loaded', 'partial')
+        and row_number() over (
+            partition by
+                machine_id,
+                file_hour_at,
+                status in ('loaded', 'partial')
+            order by modified_at desc, ingested_at desc, relative_path desc
+        ) > 1 as is_superseded
+    from hours
+
 )
 
 select
@@ -57,9 +86,7 @@ select
     first_reading_at,
     last_reading_at,
     duplicate_of,
-    -- the UTC hour the file covers, from its name (<machine>_<yyyymmddThh>.txt)
-    strptime(
-        regexp_extract(relative_path, '_(\d{8}T\d{2})[^/]*\.txt$', 1), '%Y%m%dT%H'
-    )::timestamp at time zone 'UTC' as file_hour_at,
+    file_hour_at,
+    is_superseded,
     ingested_at
-from deduplicated
+from versions

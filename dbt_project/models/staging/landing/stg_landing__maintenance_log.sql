@@ -18,6 +18,7 @@ source as (
         failure_mode,
         technician_key,
         has_notes,
+        source_line,
         ingested_at
     from {{ source('landing', 'maintenance_log') }}
 
@@ -28,7 +29,7 @@ latest as (
     select *
     from source
     qualify row_number() over (
-        partition by work_order order by ingested_at desc
+        partition by work_order order by ingested_at desc, source_line desc
     ) = 1
 
 )

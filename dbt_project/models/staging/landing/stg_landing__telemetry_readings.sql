@@ -3,7 +3,8 @@
 {#
     Readings, one row each, with the UTC hour of the file they came from
     (hour_at: the machine-hour they belong to, whatever the machine's clock
-    said). A crash inside dlt's load step can leave a reading twice in raw; a
+    said). Of two readable files for one machine-hour only the one delivered
+    last counts (stg_landing__landing_files.is_superseded). A crash inside dlt's load step can leave a reading twice in raw; a
     reading is identified by the content of the file it came from and its
     line. Only a load that no run finished by itself can hold such a copy (a
     run that completes its own load logs it in ingest_runs), so only those
@@ -22,13 +23,15 @@ with
 
 file_hours as (
 
-    -- the UTC hour a file covers, from its name (<machine>_<yyyymmddThh>.txt)
+    -- the UTC hour a file covers (from its name), and whether a later file of the
+    -- same machine-hour replaced it
     select distinct
-        relative_path,
-        strptime(
-            regexp_extract(relative_path, '_(\d{8}T\d{2})[^/]*\.txt$', 1), '%Y%m%dT%H'
-        )::timestamp at time zone 'UTC' as file_hour_at
-    from {{ source('landing', 'landing_files') }}
+        file_path,
+        content_sha256,
+        file_hour_at,
+        is_superseded
+    from {{ ref('stg_landing__landing_files') }}
+    where file_status in ('loaded', 'partial')
 
 ),
 
@@ -61,4 +64,9 @@ select
     deduplicated._dlt_load_id as load_id,
     file_hours.file_hour_at as hour_at
 from deduplicated
-left join file_hours on deduplicated.source_file = file_hours.relative_path
+left join file_hours
+    on
+        deduplicated.source_file = file_hours.file_path
+        and deduplicated.source_file_sha256 = file_hours.content_sha256
+-- a superseded version's readings are not counted beside its replacement's
+where not coalesce(file_hours.is_superseded, false)
