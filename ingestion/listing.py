@@ -19,7 +19,7 @@ import os
 import posixpath
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlparse
 
@@ -108,10 +108,11 @@ def path_problem(relative_path: str, size: int, policy: ListingPolicy, now: date
     ):
         folders = f"{match['year']}/{match['month']}/{match['day']}"
         return f"date folders {folders} differ from the hour in the name"
-    if hour > now + timedelta(hours=policy.max_future_hours):
+    ahead_h = (hour - now).total_seconds() / 3600  # differences: no date can overflow
+    if ahead_h > policy.max_future_hours:
         ahead = policy.max_future_hours
         return f"hour {hour:%Y-%m-%d %H}:00 UTC is more than {ahead:g} h in the future"
-    if hour < now - timedelta(days=policy.max_past_days):
+    if -ahead_h / 24 > policy.max_past_days:
         return f"hour {hour:%Y-%m-%d %H}:00 UTC is older than {policy.max_past_days:g} days"
     if size > policy.max_file_bytes:
         most = policy.max_file_bytes

@@ -38,7 +38,14 @@ from dlt.common.schema.typing import TColumnSchema, TDataType
 from dlt.sources.filesystem import FileItemDict
 
 from ingestion.exports import ExportRows, parse_maintenance_log, parse_registry
-from ingestion.listing import KnownFiles, Listing, ListingPolicy, SkippedPath, list_telemetry
+from ingestion.listing import (
+    KnownFiles,
+    Listing,
+    ListingPolicy,
+    SkippedPath,
+    file_hour,
+    list_telemetry,
+)
 from ingestion.telemetry import ParsedTelemetry, QuarantineError, parse_telemetry, sha256
 
 MAINTENANCE_PATH = "maintenance/maintenance_log.csv"
@@ -89,6 +96,7 @@ FILE_COLUMNS = _columns(
     sensor_columns="text",
     first_reading_at="timestamp",
     last_reading_at="timestamp",
+    file_hour_at="timestamp",  # the UTC hour its name says; NULL when the name says none
     duplicate_of="text",
     quarantine_path="text",
     ingested_at="timestamp",
@@ -157,20 +165,22 @@ class _FileResult:
     size: int
     data: bytes | None  # kept only for quarantine
     vanished: bool = False  # deleted between listing and reading
+    trusted_path: bool = True  # its name says which machine-hour it covers
 
 
 def _read_and_parse(item: FileItemDict, problem: str | None, policy: ListingPolicy) -> _FileResult:
     """Read one file and parse it, unless its path already condemned it."""
     size = int(item["size_in_bytes"])
+    trusted = problem is None or problem.startswith(f"{size:,} bytes")  # only too big
     if size > policy.max_file_bytes:  # never read into memory; stays in the landing area
-        return _FileResult(item, "", None, problem, size, None)
+        return _FileResult(item, "", None, problem, size, None, trusted_path=trusted)
     try:
         data = item.read_bytes()
     except FileNotFoundError:
         return _FileResult(item, "", None, None, size, None, vanished=True)
     digest = sha256(data)
     if problem:
-        return _FileResult(item, digest, None, problem, len(data), data)
+        return _FileResult(item, digest, None, problem, len(data), data, trusted_path=trusted)
     try:
         parsed = parse_telemetry(data)
     except QuarantineError as exc:
@@ -342,7 +352,9 @@ def _outcome(
     outcome: dict[str, Any] = {
         "file_url": item["file_url"],
         "relative_path": rel,
-        "machine_id": _machine_from_path(rel),
+        # a path that does not say which machine-hour it is names none
+        "machine_id": _machine_from_path(rel) if result.trusted_path else None,
+        "file_hour_at": file_hour(rel) if result.trusted_path else None,
         "size_bytes": result.size,
         "modified_at": item["modification_date"],
         "content_sha256": result.data_sha,

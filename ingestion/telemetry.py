@@ -322,6 +322,9 @@ def _finish(
         (pc.greater(pc.abs(offset_min), 14 * 60), "UTC offset beyond ±14:00"),
         (pc.invert(pc.is_in(table["status"], pa.array(STATUSES))), "unknown status"),
     ]
+    for name in header.sensors:  # "NaN", "inf" or a 400-digit number parse as floats
+        finite = pc.or_(pc.is_null(table[name]), pc.is_finite(table[name]))
+        checks.append((pc.invert(finite), f"non-numeric value in {name}: not a finite number"))
     reason = pa.nulls(table.num_rows, pa.string())
     for mask, text in checks:
         reason = pc.if_else(pc.and_(pc.fill_null(mask, True), pc.is_null(reason)), text, reason)

@@ -22,6 +22,7 @@ source as (
         first_reading_at,
         last_reading_at,
         duplicate_of,
+        file_hour_at,
         ingested_at
     from {{ source('landing', 'landing_files') }}
 
@@ -33,18 +34,9 @@ deduplicated as (
     select *
     from source
     qualify row_number() over (
-        partition by file_url, modified_at, content_sha256 order by ingested_at
+        partition by relative_path, size_bytes, modified_at, content_sha256
+        order by ingested_at
     ) = 1
-
-),
-
-hours as (
-
-    select
-        *,
-        -- the UTC hour the file covers, from its name (<machine>_<yyyymmddThh>.txt)
-        {{ file_hour_at('relative_path') }} as file_hour_at
-    from deduplicated
 
 ),
 
@@ -63,7 +55,7 @@ versions as (
                 status in ('loaded', 'partial')
             order by modified_at desc, ingested_at desc, relative_path desc
         ) > 1 as is_superseded
-    from hours
+    from deduplicated
 
 )
 
