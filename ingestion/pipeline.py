@@ -49,7 +49,7 @@ class IngestConfig:
     lakehouse: str = ""  # set: load Parquet to this folder or URL instead of DuckDB
     quarantine: str = ""  # default <data_dir>/quarantine
     workers: int = 2
-    policy: ListingPolicy = field(default_factory=ListingPolicy)
+    policy: ListingPolicy = field(default_factory=ListingPolicy.from_env)
 
     def __post_init__(self) -> None:
         self.warehouse = self.warehouse or str(Path(self.data_dir) / "warehouse.duckdb")

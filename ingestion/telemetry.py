@@ -237,7 +237,11 @@ def parse_telemetry(data: bytes) -> ParsedTelemetry:
             pa.py_buffer(body),
             read_options=read_options,
             parse_options=parse_options,
-            convert_options=pcsv.ConvertOptions(column_types=typed, decimal_point=","),
+            # only an empty field is a missing reading: Arrow's defaults would also take
+            # "NaN", "NULL", "#N/A" and "n/a" as missing, silently
+            convert_options=pcsv.ConvertOptions(
+                column_types=typed, decimal_point=",", null_values=[""]
+            ),
         )
     except pa.ArrowInvalid as exc:
         if "conversion error" not in str(exc):
@@ -323,8 +327,8 @@ def _finish(
         (pc.invert(pc.is_in(table["status"], pa.array(STATUSES))), "unknown status"),
     ]
     for name in header.sensors:  # "NaN", "inf" or a 400-digit number parse as floats
-        finite = pc.or_(pc.is_null(table[name]), pc.is_finite(table[name]))
-        checks.append((pc.invert(finite), f"non-numeric value in {name}: not a finite number"))
+        infinite = pc.fill_null(pc.invert(pc.is_finite(table[name])), False)  # empty: fine
+        checks.append((infinite, f"non-numeric value in {name}: not a finite number"))
     reason = pa.nulls(table.num_rows, pa.string())
     for mask, text in checks:
         reason = pc.if_else(pc.and_(pc.fill_null(mask, True), pc.is_null(reason)), text, reason)

@@ -185,7 +185,9 @@ def test_flag_rules_on_a_hand_made_machine_hour(built: tuple[Path, Path], tmp_pa
         )
         con.execute(
             "insert into raw.landing_files by name select ? as relative_path, "
-            "'MT' as machine_id, 'loaded' as status, 'test' as _dlt_load_id, 't' as _dlt_id",
+            "'MT' as machine_id, 'loaded' as status, 'sha-mt' as content_sha256, "
+            "'2026-03-02 00:00:00+00'::timestamptz as file_hour_at, "
+            "'test' as _dlt_load_id, 't' as _dlt_id",
             [path],
         )
         con.executemany(

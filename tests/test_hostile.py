@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from tests.hostile import CANARY, GOOD, NOTES, TECHNICIANS, Case, write_corpus
 
 pytestmark = pytest.mark.e2e
 KEY = "hostile-key"
+GOOD_HOUR = datetime(2026, 5, 4, 10, tzinfo=UTC)
 
 
 def run(data: Path, landing: Path) -> subprocess.CompletedProcess[str]:
@@ -266,3 +268,28 @@ def test_a_file_deleted_after_listing_is_recorded_not_fatal(tmp_path: Path) -> N
     path.unlink()
     result = _read_and_parse(listing.new[0], None, ListingPolicy())
     assert result.vanished and result.parsed is None
+
+
+def test_a_complete_upload_replaces_the_truncated_one(tmp_path: Path) -> None:
+    """A file read while still being written, then complete: its hour counts once."""
+    from tests.landing import HandMachine, render, telemetry_rel, write_registry
+
+    machine = HandMachine("HX-1", "PRENSA-9", {"pressao_bar": 180.0}, 60)
+    landing, data = tmp_path / "landing", tmp_path / "data"
+    write_registry(landing, [machine])
+    path = landing / telemetry_rel("HX-1", GOOD_HOUR)
+    path.parent.mkdir(parents=True)
+    complete = render(machine, GOOD_HOUR)
+    half = complete[: len(complete) // 2]  # an upload cut half way, mid-line
+    path.write_bytes(half)
+    os.utime(path, (GOOD_HOUR.timestamp() + 3700,) * 2)
+    assert run(data, landing).returncode == 0
+    first = half.count(b"\n") - 9  # complete rows after the header block and row
+    assert rows(data, "select readings_received from marts.fct_machine_hours") == [(first,)]
+    path.write_bytes(complete)
+    os.utime(path, (GOOD_HOUR.timestamp() + 7300,) * 2)
+    assert run(data, landing).returncode == 0
+    assert rows(
+        data, "select readings_received, has_superseded_file from marts.fct_machine_hours"
+    ) == [(60, True)]
+    assert rows(data, "select count(*) from raw.telemetry_readings") == [(first + 60,)]

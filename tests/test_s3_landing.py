@@ -35,6 +35,8 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ENDPOINT_URL": endpoint,
         "SHOPFLOOR_PSEUDONYM_KEY": "k",
+        # S3 dates every object by its upload (just now): the uploads are complete
+        "SHOPFLOOR_SETTLE_SECONDS": "0",
     }.items():
         monkeypatch.setenv(key, value)
     boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="plant")

@@ -32,6 +32,10 @@
 {% macro flagged_readings(where_sql=none, detail=false, groups=none) %}
 {%- set staged = ref('stg_landing__telemetry_readings') -%}
 {%- set all_sensors = sensor_columns(staged) -%}
+{#- no sensor column at all (an empty landing area): one empty slot keeps the SQL whole -#}
+{%- if groups is none and not all_sensors -%}
+    {%- set groups = [{'machines': [], 'sensors': []}] -%}
+{%- endif -%}
 {%- set sensors = slot_columns(groups) if groups is not none else all_sensors -%}
 {%- set detail_columns = ['reading_at', 'source_file', 'source_line'] if detail else [] -%}
 base as materialized (

@@ -2,7 +2,7 @@
     The sensor columns of a wide readings relation: every column named
     s_<sensor> (the ingestion stores each file's sensor columns so, whatever
     the plant calls them), so a column a new firmware adds is a sensor with no
-    SQL edited (the same rule as int_readings_unpivoted's UNPIVOT).
+    SQL edited.
 #}
 {% macro sensor_columns(relation) %}
     {%- set sensors = [] -%}
@@ -23,7 +23,7 @@
 {% endmacro %}
 
 
-{# the plant's name of a sensor column: s_spindle_speed_rpm -> spindle_speed_rpm #}
+{# the plant's name of a sensor column: s_pressao_oleo_bar -> pressao_oleo_bar #}
 {% macro sensor_name(column) %}
     {{ return(column[sensor_prefix() | length:]) }}
 {% endmacro %}

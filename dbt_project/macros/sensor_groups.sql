@@ -64,11 +64,14 @@
 {% endmacro %}
 
 
-{# the slot columns for groups: sensor_slot_1 .. sensor_slot_<most sensors in a group> #}
+{#
+    the slot columns for groups: sensor_slot_1 .. sensor_slot_<most sensors in a group>,
+    and at least one (NULL throughout when no machine reports a sensor)
+#}
 {% macro slot_columns(groups) %}
     {%- set widths = groups | map(attribute='sensors') | map('length') | list -%}
     {%- set slots = [] -%}
-    {%- for k in range(1, (widths | max) + 1) -%}
+    {%- for k in range(1, [widths | max, 1] | max + 1) -%}
         {%- do slots.append('sensor_slot_' ~ k) -%}
     {%- endfor -%}
     {{ return(slots) }}

@@ -3,18 +3,20 @@
 -- under its own machine and sensor, and every flag is counted in both marts:
 -- what the marts leave out of their statistics is accounted for by flags, not
 -- dropped, and no value is filed under another sensor. Count-based: one scan of
--- the wide staged readings, no long rows (count(columns(...)) covers every
--- sensor column, whatever the firmware added).
+-- the wide staged readings, no long rows (one count per sensor column,
+-- whatever the firmware added).
+{%- set sensors = sensor_columns(ref('stg_landing__telemetry_readings')) %}
 with
 
 staged_counts as (
 
     -- per machine: readings, and the non-NULL values of each sensor column
-    -- (as "\0": each count keeps its column's name)
     select
         machine_id,
-        count(*) as readings__,
-        count(columns('^{{ sensor_prefix() }}')) as "\0"  -- noqa: RF05
+        {% for s in sensors -%}
+            count({{ s }}) as {{ s }},
+        {% endfor -%}
+        count(*) as readings__
     from {{ ref('stg_landing__telemetry_readings') }}
     group by machine_id
 
@@ -22,15 +24,24 @@ staged_counts as (
 
 staged_values as (
 
-    select
-        per_sensor.machine_id,
-        {{ sensor_name_sql('per_sensor.sensor') }} as sensor,
-        per_sensor.sensor_values
-    from (
-        unpivot staged_counts
-        on columns(* exclude (machine_id, readings__))
-        into name sensor value sensor_values
-    ) as per_sensor
+    {% if sensors %}
+        select
+            per_sensor.machine_id,
+            {{ sensor_name_sql('per_sensor.sensor') }} as sensor,
+            per_sensor.sensor_values
+        from (
+            unpivot staged_counts
+            on columns(* exclude (machine_id, readings__))
+            into name sensor value sensor_values
+        ) as per_sensor
+    {% else %}
+        -- no sensor column yet (an empty landing area)
+        select
+            null::varchar as machine_id,
+            null::varchar as sensor,
+            null::bigint as sensor_values
+        where false
+    {% endif %}
 
 ),
 
