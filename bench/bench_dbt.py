@@ -43,10 +43,11 @@ _CHILD = (
 import json, sys, time
 from rss import peak_rss_mb
 from shopfloor.dbt import run_dbt
+from shopfloor.settings import resolve
 
 
 t0 = time.perf_counter()
-result = run_dbt(["build", "--quiet", *sys.argv[2:]], sys.argv[1])
+result = run_dbt(["build", "--quiet", *sys.argv[2:]], resolve({"data_dir": sys.argv[1]}))
 nodes = getattr(result.result, "results", None) or []
 slowest = sorted(((n.execution_time, n.node.name) for n in nodes), reverse=True)[:6]
 print(json.dumps({"seconds": time.perf_counter() - t0, "success": bool(result.success),

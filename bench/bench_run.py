@@ -35,10 +35,11 @@ _CHILD = (
 import json, sys, time
 from rss import peak_rss_mb
 from shopfloor.run import run_pipeline
+from shopfloor.settings import resolve
 
 
 t0 = time.perf_counter()
-s = run_pipeline(sys.argv[1], sys.argv[2])
+s = run_pipeline(resolve({"data_dir": sys.argv[1], "landing": sys.argv[2]}))
 print(json.dumps({"seconds": time.perf_counter() - t0, "status": s.status, "error": s.error,
                   "stages": s.stages_s, "files_new": s.files_new, "hours_scored": s.hours_scored,
                   "peak_rss_mb": peak_rss_mb()}))

@@ -30,7 +30,9 @@ CATEGORICAL = ("machine_model",)
 # columns of the marts that must never be features: keys, the label, the time of the
 # next failure (it looks forward; it is in the mart to explain the label), and lineage
 # (when the data was ingested says nothing about the machine)
-NOT_FEATURES = frozenset({*KEYS, LABEL, "next_failure_at", "source_ingested_at"})
+NOT_FEATURES = frozenset(
+    {*KEYS, LABEL, "next_failure_at", "source_ingested_at", "label_horizon_hours"}
+)
 # per-sensor statistics that describe the machine's recent behaviour (the raw hourly value
 # columns are kept out: the window statistics already carry them, and fewer columns train faster)
 SENSOR_STATS_EXCLUDED = frozenset({"value_mean", "value_std", "value_p95", "run_value_mean"})

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -46,7 +46,7 @@ LATEST = "LATEST"
 @dataclass(frozen=True)
 class TrainConfig:
     seed: int = 42
-    horizon_hours: int = 24  # must match the dbt var label_horizon_hours of the mart
+    horizon_hours: int | None = None  # None: the horizon the marts' label was built with
     min_lead_hours: float = 4.0  # a failure counts as caught with at least this much warning
     costs: evaluate.Costs = field(default_factory=evaluate.Costs)
     grouped_folds: int = 3
@@ -133,6 +133,16 @@ class Readiness:
         )
 
 
+def label_horizon(con: duckdb.DuckDBPyConnection) -> int:
+    """The label horizon the feature mart was built with (one value in every row)."""
+    found = con.sql(
+        "select distinct label_horizon_hours from marts.fct_machine_hour_features"
+    ).fetchall()
+    if len(found) > 1:
+        raise ValueError(f"the feature mart mixes label horizons {sorted(found)}: rebuild it")
+    return int(found[0][0]) if found else 24
+
+
 def readiness(con: duckdb.DuckDBPyConnection) -> Readiness:
     """Read from the marts (no pivot): cheap enough to ask before every scoring."""
     hours = con.sql(
@@ -174,6 +184,13 @@ def train(
 ) -> TrainResult:
     """Fit, calibrate, evaluate against the baselines, and save a new model version."""
     config = config or TrainConfig()
+    built_with = label_horizon(con)
+    if config.horizon_hours not in (None, built_with):
+        raise ValueError(
+            f"refusing to train: the marts' label looks {built_with} h ahead "
+            f"(dbt var label_horizon_hours), the training asks for {config.horizon_hours} h"
+        )
+    config = replace(config, horizon_hours=built_with)
     if not (ready := readiness(con)).ready:
         raise NotEnoughHistoryError(f"not enough history to train yet: {ready.describe()}")
     data: FeatureFrame = load_features(con)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import collections
 import json
+import os
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -12,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from shopfloor import config
+from shopfloor.settings import Settings, SettingsError, resolve
 
 if TYPE_CHECKING:
     import duckdb
@@ -26,15 +29,70 @@ app = typer.Typer(
         "Paths default under ./data (SHOPFLOOR_DATA_DIR); flags override environment variables."
     ),
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    rich_markup_mode="markdown",
     add_completion=False,
+    pretty_exceptions_enable=False,  # entry() prints one line, or the traceback with --debug
 )
 console = Console()
+EXIT_USAGE = 2  # a setting that cannot work (typer's own code for bad usage)
 
-# one data-folder option for every command that reads or writes the warehouse
+# one data-folder option for every command that reads or writes the warehouse; "\[" keeps
+# rich from reading the hint as markup
 DataDirOption = Annotated[
-    str, typer.Option(help="Data folder (warehouse, quarantine, docs). [env: SHOPFLOOR_DATA_DIR]")
+    str,
+    typer.Option(help="Data folder (warehouse, quarantine, docs). \\[env: SHOPFLOOR_DATA_DIR]"),
 ]
+LandingOption = Annotated[
+    str, typer.Option(help="Landing area: folder or fsspec URL. \\[env: SHOPFLOOR_LANDING]")
+]
+
+
+def _settings(**flags: str | None) -> Settings:
+    """The command's settings (flag > environment > shopfloor.toml > default), or exit 2."""
+    try:
+        return resolve(flags)
+    except SettingsError as exc:
+        _usage_error(str(exc))
+        raise  # unreachable
+
+
+def _usage_error(message: str) -> None:
+    console.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(EXIT_USAGE)
+
+
+def _check_writable(settings: Settings, landing: bool = True) -> None:
+    """The misconfigurations a scheduled run would otherwise hit every hour, one line each."""
+    from pathlib import Path
+
+    data = settings.data
+    try:
+        data.mkdir(parents=True, exist_ok=True)
+        probe = data / ".shopfloor-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        _usage_error(f"data folder {data} is not writable ({exc.strerror})")
+    if landing and "://" not in settings.landing:
+        where = Path(settings.landing)
+        if not where.is_dir():
+            _usage_error(
+                f"landing area {where} does not exist or is not a folder "
+                "(--landing or SHOPFLOOR_LANDING)"
+            )
+        if not os.access(where, os.R_OK | os.X_OK):
+            _usage_error(f"landing area {where} is not readable")
+    warehouse = Path(settings.warehouse)
+    if (
+        warehouse.exists()
+        and settings.sources["pseudonym_key"] == "default"
+        and not settings.pseudonym_key_file.exists()
+    ):
+        _usage_error(
+            f"warehouse {warehouse} exists but its pseudonymisation key "
+            f"{settings.pseudonym_key_file} is missing: restore it or set "
+            "SHOPFLOOR_PSEUDONYM_KEY (a new key would stop technician keys joining history)"
+        )
 
 
 def _version(value: bool) -> None:
@@ -45,13 +103,46 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+_DEBUG = {"on": False}
+
+
 @app.callback()
 def main(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
     ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback of an unexpected error.")
+    ] = False,
 ) -> None:
     """Machine files -> dlt -> DuckDB warehouse -> dbt marts -> maintenance model."""
+    _DEBUG["on"] = debug
+
+
+def entry() -> None:
+    """The `shopfloor` command: an unexpected error is one line (exit 1) unless --debug."""
+    try:
+        code = app(standalone_mode=False)  # click returns the exit code instead of exiting
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        console.print("aborted")
+        sys.exit(130)
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if _DEBUG["on"] or "--debug" in sys.argv:
+            raise
+        console.print(
+            f"[red]error:[/] {type(exc).__name__}: {exc} (--debug shows the traceback)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 def _parse_overrides(values: list[str]) -> dict[str, float]:
@@ -130,7 +221,7 @@ def simulate(
         raise typer.BadParameter("simulate at least one hour (--days or --hours)")
     start_utc = start.replace(tzinfo=UTC) - timedelta(hours=PLANT_UTC_OFFSET_H)
     cfg = SimulationConfig(
-        out=out or config.data_dir(),
+        out=out or _settings().data_dir,
         fleet=FleetConfig(
             machines=machines, start=start_utc, hours=n_hours, seed=seed, wear_scale=wear_scale
         ),
@@ -190,12 +281,14 @@ def simulate(
 
 @app.command()
 def ingest(
-    landing: Annotated[
-        str, typer.Option(help="Landing area: folder or fsspec URL. [env: SHOPFLOOR_LANDING]")
-    ] = "",
+    landing: LandingOption = "",
     data_dir: DataDirOption = "",
     warehouse: Annotated[
-        str, typer.Option(help="DuckDB file. [default: <data dir>/warehouse.duckdb]")
+        str,
+        typer.Option(
+            help="DuckDB file. \\[env: SHOPFLOOR_WAREHOUSE] "
+            "\\[default: DATA_DIR/warehouse.duckdb]"
+        ),
     ] = "",
     lakehouse: Annotated[
         str, typer.Option(help="Load Parquet to this folder or URL instead of DuckDB.")
@@ -208,15 +301,13 @@ def ingest(
     are recorded as duplicates, unreadable files are quarantined with their reason.
     Exits non-zero only when the run itself failed; bad files are reported, not fatal.
     """
-    from ingestion.pipeline import IngestConfig
+    from dataclasses import replace
 
-    cfg = IngestConfig(
-        landing=landing or config.landing_url(),
-        data_dir=data_dir or config.data_dir(),
-        warehouse=warehouse,
-        lakehouse=lakehouse,
-        workers=workers,
-    )
+    from shopfloor.run import ingest_config
+
+    settings = _settings(landing=landing, data_dir=data_dir, warehouse=warehouse)
+    _check_writable(settings)
+    cfg = replace(ingest_config(settings), lakehouse=lakehouse, workers=workers)
     summary = ingest_with_progress(cfg)
     if summary.status != "succeeded":
         raise typer.Exit(1)
@@ -280,10 +371,33 @@ def ingest_with_progress(cfg: IngestConfig) -> IngestSummary:
         console.print(f"[yellow]quarantined[/] {q['file']}: {q['reason']}")
     if len(summary.quarantined) > 10:
         console.print(f"... and {len(summary.quarantined) - 10} more (table raw.landing_files)")
+    if summary.status == "succeeded" and summary.files_listed == 0:
+        _warn_silent_landing(cfg)
     if summary.status != "succeeded":
         # the full text (it may quote an input line) stays in raw.ingest_runs.error
         console.print(f"[red]ingest failed:[/] {redact(summary.error)}")
     return summary
+
+
+def _warn_silent_landing(cfg: IngestConfig) -> None:
+    """A landing area with no telemetry at all: a typo, unless the plant is new."""
+    import duckdb
+
+    try:
+        with duckdb.connect(cfg.warehouse, read_only=True) as con:
+            row = con.sql("select count(*) from raw.landing_files").fetchone()
+    except duckdb.Error:
+        row = None
+    earlier = row[0] if row else 0
+    if earlier:
+        console.print(
+            f"[yellow]warning:[/] landing area {cfg.landing} lists no telemetry file, but the "
+            f"warehouse holds {earlier:,} from earlier runs: is SHOPFLOOR_LANDING right?",
+            highlight=False,
+            soft_wrap=True,
+        )
+    else:
+        console.print(f"landing area {cfg.landing} holds no telemetry file yet", highlight=False)
 
 
 @app.command()
@@ -301,7 +415,9 @@ def build(
     args = ["build"] + (["--select", select] if select else [])
     args += ["--exclude", exclude] if exclude else []
     args += ["--full-refresh"] if full_refresh else []
-    result = run_dbt(args, data_dir or config.data_dir())
+    settings = _settings(data_dir=data_dir)
+    _check_writable(settings, landing=False)
+    result = run_dbt(args, settings)
     if not result.success:
         console.print("[red]dbt build failed[/] (see the log above)")
         raise typer.Exit(1)
@@ -316,16 +432,15 @@ def docs(
     port: Annotated[int, typer.Option(help="Port for --serve.")] = 8080,
 ) -> None:
     """Generate the dbt docs site as one static HTML file (lineage, models, columns)."""
-    from pathlib import Path
 
     from shopfloor.dbt import run_dbt
 
-    data = data_dir or config.data_dir()
-    result = run_dbt(["docs", "generate", "--static"], data)
+    settings = _settings(data_dir=data_dir)
+    result = run_dbt(["docs", "generate", "--static"], settings)
     if not result.success:
         console.print("[red]dbt docs generate failed[/]")
         raise typer.Exit(1)
-    site = Path(data).resolve() / "dbt_target" / "static_index.html"
+    site = settings.data.resolve() / "dbt_target" / "static_index.html"
     console.print(f"Docs site: [cyan]{site}[/] (one file, opens offline)")
     if serve:
         import functools
@@ -337,11 +452,12 @@ def docs(
             httpd.serve_forever()
 
 
-def _connect(data: str) -> duckdb.DuckDBPyConnection:
+def _connect(settings: Settings) -> duckdb.DuckDBPyConnection:
+    from pathlib import Path
+
     import duckdb
 
-    path = config.warehouse_path(data)
-    from pathlib import Path
+    path = settings.warehouse
 
     if not Path(path).exists():
         console.print(
@@ -373,15 +489,15 @@ def train(
     from ml.model import TrainConfig
     from ml.model import train as train_model
 
-    data = data_dir or config.data_dir()
+    settings = _settings(data_dir=data_dir)
     cfg = TrainConfig(
         seed=seed,
         min_lead_hours=min_lead_hours,
         costs=Costs(unplanned_failure=cost_failure, preventive_visit=cost_visit),
     )
-    with _connect(data) as con, console.status("training..."):
+    with _connect(settings) as con, console.status("training..."):
         try:
-            result = train_model(con, config.models_dir(data), cfg)
+            result = train_model(con, Path(settings.models_dir), cfg)
         except ValueError as exc:
             console.print(f"[red]Cannot train:[/] {exc}")
             raise typer.Exit(1) from exc
@@ -419,12 +535,14 @@ def train(
     )
 
 
-def _load_model(data: str, version: str | None) -> tuple[Any, dict[str, Any]]:
+def _load_model(settings: Settings, version: str | None) -> tuple[Any, dict[str, Any]]:
     """A model version (default: the latest) or a clear message and exit 1."""
+    from pathlib import Path
+
     from ml.model import load
 
     try:
-        return load(config.models_dir(data), version)
+        return load(Path(settings.models_dir), version)
     except (FileNotFoundError, ValueError) as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from exc
@@ -434,7 +552,7 @@ def _load_model(data: str, version: str | None) -> tuple[Any, dict[str, Any]]:
 def score(
     data_dir: DataDirOption = "",
     model_version: Annotated[
-        str | None, typer.Option(help="Model version to score with. [default: latest trained]")
+        str | None, typer.Option(help="Model version to score with. \\[default: latest trained]")
     ] = None,
 ) -> None:
     """Score every machine-hour not yet scored by the model; write ml.machine_hour_scores.
@@ -444,9 +562,9 @@ def score(
     """
     from ml.score import score as score_hours
 
-    data = data_dir or config.data_dir()
-    model, meta = _load_model(data, model_version)
-    with _connect(data) as con, console.status("scoring..."):
+    settings = _settings(data_dir=data_dir)
+    model, meta = _load_model(settings, model_version)
+    with _connect(settings) as con, console.status("scoring..."):
         try:
             result = score_hours(con, model, meta)
         except RuntimeError as exc:
@@ -463,17 +581,17 @@ def score(
 def report(
     data_dir: DataDirOption = "",
     model_version: Annotated[
-        str | None, typer.Option(help="Model version to report on. [default: latest trained]")
+        str | None, typer.Option(help="Model version to report on. \\[default: latest trained]")
     ] = None,
 ) -> None:
-    """Write the model's evaluation report (Markdown + PNG plots) under <data>/reports/<version>."""
+    """Write the model's evaluation report (Markdown + PNG plots) under DATA_DIR/reports/VERSION."""
     from ml.report import write_report
 
-    data = data_dir or config.data_dir()
-    _, meta = _load_model(data, model_version)
-    with _connect(data) as con:
+    settings = _settings(data_dir=data_dir)
+    _, meta = _load_model(settings, model_version)
+    with _connect(settings) as con:
         try:
-            path = write_report(con, meta, config.reports_dir(data) / meta["version"])
+            path = write_report(con, meta, settings.data / "reports" / meta["version"])
         except RuntimeError as exc:
             console.print(f"[red]{exc}[/]")
             raise typer.Exit(1) from exc
@@ -482,9 +600,7 @@ def report(
 
 @app.command()
 def run(
-    landing: Annotated[
-        str, typer.Option(help="Landing area: folder or fsspec URL. [env: SHOPFLOOR_LANDING]")
-    ] = "",
+    landing: LandingOption = "",
     data_dir: DataDirOption = "",
     wait: Annotated[
         float, typer.Option(help="Seconds to wait for another run to finish (0: exit at once).")
@@ -495,21 +611,24 @@ def run(
 ) -> None:
     """The hourly pipeline: ingest -> dbt build -> score (train first if no model) -> risk mart.
 
-    Safe to schedule: one run at a time per data folder (a second run exits with code 75,
-    or waits with --wait); a run after a crash resumes where it stopped; with no new files
-    nothing changes. Exit codes: 0 succeeded (quarantined files and warnings included),
-    1 a stage failed, 75 another run is in progress.
+    Safe to schedule: one run at a time per data folder (a second run exits with code
+    75, or waits with --wait); a run after a crash resumes where it stopped; with no
+    new files nothing changes.
+
+    Exit codes: 0 succeeded (quarantined files and warnings included), 1 a stage
+    failed, 2 a setting cannot work, 75 another run is in progress.
     """
     from shopfloor.run import EXIT_BUSY, PipelineBusyError, run_pipeline
 
-    data = data_dir or config.data_dir()
+    settings = _settings(landing=landing, data_dir=data_dir)
+    _check_writable(settings)
     try:
         summary = run_pipeline(
-            data,
-            landing or config.landing_url(),
+            settings,
             wait_s=wait,
             train_if_missing=train_if_missing,
             on_stage=lambda stage: console.rule(f"shopfloor run: {stage}"),
+            on_step=lambda text: console.print(f"... {text}", highlight=False),
             ingest=ingest_with_progress,
         )
     except PipelineBusyError as exc:
@@ -563,14 +682,33 @@ def _print_run_summary(s: dict[str, object]) -> None:
         console.print(f"[red]{s['error']}[/]")
 
 
+@app.command("config")
+def show_config(
+    landing: LandingOption = "",
+    data_dir: DataDirOption = "",
+) -> None:
+    """The effective settings and where each comes from (flag, environment, shopfloor.toml,
+    default); secrets masked."""
+    settings = _settings(landing=landing, data_dir=data_dir)
+    table = Table(title="shopfloor settings (flag > environment > shopfloor.toml > default)")
+    for col in ("setting", "value", "from", "what"):
+        table.add_column(col)
+    for row in settings.rows():
+        table.add_row(*row)
+    console.print(table)
+
+
 @app.command()
 def status(data_dir: DataDirOption = "") -> None:
     """Last runs, silent machines, data quality of the last days and the current top risks."""
+    from pathlib import Path
+
     import duckdb
 
     from shopfloor.run import read_runs
 
-    data = data_dir or config.data_dir()
+    settings = _settings(data_dir=data_dir)
+    data = settings.data_dir
     runs = read_runs(data, last=5)
     table = Table(title="Last runs (runs.jsonl)")
     for col in ("started", "status", "files new", "quarantined", "rows", "tests p/w/f", "at risk"):
@@ -586,7 +724,10 @@ def status(data_dir: DataDirOption = "") -> None:
             str(len(r["machines_at_risk"])),
         )
     console.print(table if runs else "[yellow]No `shopfloor run` yet in this data folder.[/]")
-    path = config.warehouse_path(data)
+    path = settings.warehouse
+    if not Path(path).exists():
+        console.print(f"No warehouse yet at {path}: run `shopfloor run` (or ingest and build).")
+        raise typer.Exit(0)
     try:
         con = duckdb.connect(path, read_only=True)
     except duckdb.Error as exc:
@@ -646,7 +787,7 @@ def status(data_dir: DataDirOption = "") -> None:
 
 @app.command()
 def demo(
-    data: Annotated[str, typer.Option(help="Data folder for the demo.")] = "",
+    data_dir: DataDirOption = "",
     days: Annotated[int, typer.Option(min=7, help="Days of sample history.")] = 60,
 ) -> None:
     """Run shopfloor end to end on a built-in sample fleet (no server needed).
@@ -658,7 +799,7 @@ def demo(
     """
     from pathlib import Path
 
-    data_dir = data or config.data_dir()
+    data_dir = _settings(data_dir=data_dir).data_dir
     console.rule("1/4 simulate the plant's machines")
     simulate(
         out=data_dir,
@@ -692,7 +833,8 @@ def demo(
     root = Path(data_dir).resolve()
     console.rule("done")
     console.print(
-        f"Warehouse: [cyan]{config.warehouse_path(data_dir)}[/] (schemas raw, main, marts, ml)\n"
+        f"Warehouse: [cyan]{_settings(data_dir=data_dir).warehouse}[/]"
+        " (schemas raw, main, marts, ml)\n"
         f"Docs site: [cyan]{root / 'dbt_target' / 'static_index.html'}[/]\n"
         f"Report:    [cyan]{root / 'reports'}[/]\n"
         "Next: `shopfloor status`. Open the warehouse with any DuckDB 1.5 client (duckdb CLI,"

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from dbt.cli.main import dbtRunner, dbtRunnerResult
+
+from shopfloor.settings import Settings, scoped_env
 
 
 def project_dir() -> Path:
@@ -24,23 +27,35 @@ def default_memory_limit(share: float = 0.6) -> str:
     return f"{max(1, int(ram * share / 2**30))}GiB"
 
 
-def run_dbt(args: list[str], data_dir: str | None = None) -> dbtRunnerResult:
-    """`dbt <args>` against the warehouse under data_dir (profiles.yml reads the env)."""
-    if data_dir:
-        os.environ["SHOPFLOOR_DATA_DIR"] = data_dir
-    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-    os.environ.setdefault("SHOPFLOOR_DBT_MEMORY", default_memory_limit())
+def plain_output() -> bool:
+    """No colour codes in logs: output is not a terminal, or NO_COLOR is set."""
+    return bool(os.environ.get("NO_COLOR")) or not sys.stdout.isatty()
+
+
+def run_dbt(args: list[str], settings: Settings) -> dbtRunnerResult:
+    """`dbt <args>` against the settings' warehouse.
+
+    profiles.yml reads the warehouse path through env_var(); the settings are put in
+    the environment for this call only, so one resolution serves every stage.
+    """
     root = project_dir()
+    env = settings.env() | {
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "SHOPFLOOR_DBT_MEMORY": os.environ.get("SHOPFLOOR_DBT_MEMORY", default_memory_limit()),
+    }
     # dbt's artifacts and the docs site live with the data they describe
-    target = Path(os.environ.get("SHOPFLOOR_DATA_DIR", "data")).resolve() / "dbt_target"
-    return dbtRunner().invoke(
-        [
-            *args,
-            "--project-dir",
-            str(root),
-            "--profiles-dir",
-            str(root),
-            "--target-path",
-            str(target),
-        ]
-    )
+    target = settings.data.resolve() / "dbt_target"
+    colours = ["--no-use-colors"] if plain_output() else []
+    with scoped_env(env):
+        return dbtRunner().invoke(
+            [
+                *args,
+                *colours,
+                "--project-dir",
+                str(root),
+                "--profiles-dir",
+                str(root),
+                "--target-path",
+                str(target),
+            ]
+        )

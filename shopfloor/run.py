@@ -21,9 +21,14 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock, Timeout
+
+from shopfloor.settings import Settings
+
+if TYPE_CHECKING:
+    from ingestion.pipeline import IngestConfig, IngestSummary
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -111,17 +116,36 @@ def _write_state(data_dir: str, **state: Any) -> None:
     os.replace(tmp, path)
 
 
+@dataclass
+class RunContext:
+    """What every stage of a run gets: the settings, the summary it fills in, options."""
+
+    settings: Settings
+    summary: RunSummary
+    train_if_missing: bool = True
+    ingest: Callable[[IngestConfig], IngestSummary] | None = None  # the CLI's, with progress
+    on_step: Callable[[str], None] = lambda _text: None  # a long step starts
+
+    @property
+    def data_dir(self) -> str:
+        return self.settings.data_dir
+
+
 def run_pipeline(
-    data_dir: str,
-    landing: str,
+    settings: Settings,
     *,
     wait_s: float = 0.0,
     train_if_missing: bool = True,
     on_stage: Callable[[str], None] | None = None,
-    ingest: Callable[[Any], Any] | None = None,
+    on_step: Callable[[str], None] | None = None,
+    ingest: Callable[[IngestConfig], IngestSummary] | None = None,
 ) -> RunSummary:
     """Run every stage once under the lock. Raises PipelineBusyError when another run holds it."""
     summary = RunSummary(started_at=_now())
+    ctx = RunContext(settings, summary, train_if_missing, ingest)
+    if on_step:
+        ctx.on_step = on_step
+    data_dir = settings.data_dir
     started = time.perf_counter()
     _preload_model_libraries()
     summary.stages_s["startup"] = round(time.perf_counter() - started, 2)
@@ -145,7 +169,7 @@ def run_pipeline(
                 if on_stage:
                     on_stage(stage)
                 started = time.perf_counter()
-                step(summary, data_dir, landing, train_if_missing, ingest)
+                step(ctx)
                 summary.stages_s[stage] = round(time.perf_counter() - started, 2)
                 if summary.status == "failed":
                     break
@@ -154,12 +178,18 @@ def run_pipeline(
         except Exception as exc:  # a stage's unexpected error fails the run, not the process
             summary.status = "failed"
             summary.failed_stage = stage
-            summary.error = f"{type(exc).__name__}: {exc}"
+            summary.error = redact(f"{type(exc).__name__}: {exc}")
         summary.ended_at = _now()
         _write_state(data_dir, **{**state, "stage": stage, "status": summary.status})
         with (Path(data_dir) / "runs.jsonl").open("a") as log:
             log.write(json.dumps(asdict(summary)) + "\n")
     return summary
+
+
+def redact(error: str | None) -> str | None:
+    from ingestion.pipeline import redact as redact_text
+
+    return redact_text(error)
 
 
 def _preload_model_libraries() -> None:
@@ -178,11 +208,11 @@ def _fail(summary: RunSummary, stage: str, error: str) -> None:
     summary.error = error
 
 
-def _ingest(summary: RunSummary, data_dir: str, landing: str, *_: Any) -> None:
-    from ingestion.pipeline import IngestConfig, redact, run_ingest
+def _ingest(ctx: RunContext) -> None:
+    from ingestion.pipeline import run_ingest
 
-    ingest = _[-1] or run_ingest  # the CLI passes its progress-reporting runner
-    result = ingest(IngestConfig(landing=landing, data_dir=data_dir))
+    summary = ctx.summary
+    result = (ctx.ingest or run_ingest)(ingest_config(ctx.settings))
     summary.files_new = result.files_new
     summary.files_loaded = result.files_loaded
     summary.files_partial = result.files_partial
@@ -195,10 +225,29 @@ def _ingest(summary: RunSummary, data_dir: str, landing: str, *_: Any) -> None:
         _fail(summary, "ingest", redact(result.error) or "ingestion failed")
 
 
-def _dbt(summary: RunSummary, data_dir: str, args: list[str]) -> bool:
+def ingest_config(settings: Settings) -> IngestConfig:
+    """The ingestion's configuration from the run's settings (one warehouse for all stages)."""
+    from ingestion.listing import ListingPolicy
+    from ingestion.pipeline import IngestConfig
+
+    return IngestConfig(
+        landing=settings.landing,
+        data_dir=settings.data_dir,
+        warehouse=settings.warehouse,
+        policy=ListingPolicy(
+            settle_s=float(settings.settle_seconds),
+            max_future_hours=float(settings.max_future_hours),
+            max_past_days=float(settings.max_past_days),
+            max_file_bytes=int(float(settings.max_file_mb) * 2**20),
+        ),
+    )
+
+
+def _dbt(ctx: RunContext, args: list[str]) -> bool:
     from shopfloor.dbt import run_dbt
 
-    result = run_dbt(["build", *args], data_dir)
+    summary = ctx.summary
+    result = run_dbt(["build", *args], ctx.settings)
     for node in getattr(result.result, "results", None) or []:
         status = str(getattr(node.status, "value", node.status)).lower()
         kind = node.node.resource_type
@@ -220,52 +269,51 @@ def _dbt(summary: RunSummary, data_dir: str, args: list[str]) -> bool:
     return bool(result.success)
 
 
-def _build(summary: RunSummary, data_dir: str, *_: Any) -> None:
+def _build(ctx: RunContext) -> None:
     # unit tests check the SQL logic on fixed inputs, not the data: they run in CI and
     # with `shopfloor build`; dbt recommends leaving them out of production builds
-    if not _dbt(summary, data_dir, ["--exclude-resource-type", "unit_test"]):
-        _fail(summary, "build", "dbt build failed (errors or failing tests, see the log)")
+    if not _dbt(ctx, ["--exclude-resource-type", "unit_test"]):
+        _fail(ctx.summary, "build", "dbt build failed (errors or failing tests, see the log)")
 
 
-def _score(
-    summary: RunSummary, data_dir: str, _landing: str, train_if_missing: bool, *_: Any
-) -> None:
+def _score(ctx: RunContext) -> None:
     import duckdb
 
     from ml.model import load, readiness, train
     from ml.score import score
-    from shopfloor import config
 
-    models = config.models_dir(data_dir)
-    with duckdb.connect(config.warehouse_path(data_dir)) as con:
+    summary = ctx.summary
+    models = Path(ctx.settings.models_dir)
+    with duckdb.connect(ctx.settings.warehouse) as con:
         if not (models / "LATEST").exists():
             # a young plant has no failures yet: its hourly run still succeeds, and
             # the first run with enough history trains by itself
             if not (ready := readiness(con)).ready:
                 summary.scoring_skipped = f"no model yet: {ready.describe()}"
                 return
-            if not train_if_missing:
+            if not ctx.train_if_missing:
                 _fail(summary, "score", f"no model in {models} (run `shopfloor train`)")
                 return
+            ctx.on_step("training the first model: fit, calibrate, evaluate against baselines")
             train(con, models)
             summary.trained = True
         model, metadata = load(models)
+        ctx.on_step(f"scoring new machine-hours with model {metadata['version']}")
         result = score(con, model, metadata)
     summary.model_version = result.model_version
     summary.hours_scored = result.hours_scored
 
 
-def _risk(summary: RunSummary, data_dir: str, *_: Any) -> None:
+def _risk(ctx: RunContext) -> None:
     import duckdb
 
-    from shopfloor import config
-
-    if not _dbt(summary, data_dir, ["--select", "fct_machine_risk+"]):
+    summary = ctx.summary
+    if not _dbt(ctx, ["--select", "fct_machine_risk+"]):
         _fail(summary, "risk", "dbt build of fct_machine_risk failed")
         return
     # not read_only: in this process dbt's DuckDB instance may still be cached, and a
     # connection with a different configuration to the same file is refused
-    with duckdb.connect(config.warehouse_path(data_dir)) as con:
+    with duckdb.connect(ctx.settings.warehouse) as con:
         summary.machines_at_risk = [
             m
             for (m,) in con.sql(

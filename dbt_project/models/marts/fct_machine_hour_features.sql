@@ -194,7 +194,9 @@ final as (
                 > coalesce(observed.observed_until, fleet_observed.observed_until)
                 then null
             else false
-        end as will_fail_within_horizon
+        end as will_fail_within_horizon,
+        -- the horizon the label was built with: the ML step reads it from here
+        {{ var('label_horizon_hours') }}::integer as label_horizon_hours
     from windows
     cross join fleet_observed
     left join machines on windows.machine_id = machines.machine_id

@@ -1,0 +1,142 @@
+"""Every setting shopfloor uses, resolved once: flag > environment > shopfloor.toml > default.
+
+The CLI resolves one `Settings` per command and hands it to every stage: ingestion,
+dbt (as the environment its profile reads, for the duration of the call only) and the
+ML step. `shopfloor config` prints the effective values and where each came from.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class SettingsError(ValueError):
+    """A setting that cannot work: reported as one line, exit code 2."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    env: str
+    default: str
+    help: str
+    secret: bool = False
+
+
+SETTINGS = (
+    Setting("data_dir", "SHOPFLOOR_DATA_DIR", "data", "what shopfloor writes (a folder)"),
+    Setting("landing", "SHOPFLOOR_LANDING", "<data_dir>/landing", "the plant's landing area"),
+    Setting("warehouse", "SHOPFLOOR_WAREHOUSE", "<data_dir>/warehouse.duckdb", "DuckDB file"),
+    Setting("models_dir", "SHOPFLOOR_MODELS_DIR", "<data_dir>/models", "trained model versions"),
+    Setting("pseudonym_key", "SHOPFLOOR_PSEUDONYM_KEY", "<data_dir>/.secrets/pseudonym_key",
+            "key of the technicians' pseudonyms", secret=True),
+    Setting("settle_seconds", "SHOPFLOOR_SETTLE_SECONDS", "60", "newer files may be growing"),
+    Setting("max_future_hours", "SHOPFLOOR_MAX_FUTURE_HOURS", "2", "latest plausible file hour"),
+    Setting("max_past_days", "SHOPFLOOR_MAX_PAST_DAYS", "3650", "oldest plausible file hour"),
+    Setting("max_file_mb", "SHOPFLOOR_MAX_FILE_MB", "64", "biggest file read"),
+    Setting("dbt_target", "SHOPFLOOR_DBT_TARGET", "local", "profiles.yml output"),
+)  # fmt: skip
+PROJECT_FILE = "shopfloor.toml"
+
+
+@dataclass(frozen=True)
+class Settings:
+    values: Mapping[str, str]
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> str:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def data(self) -> Path:
+        return Path(self.values["data_dir"])
+
+    @property
+    def pseudonym_key_file(self) -> Path:
+        return self.data / ".secrets" / "pseudonym_key"
+
+    def env(self) -> dict[str, str]:
+        """The environment the stages (and dbt's profiles.yml) read."""
+        out = {s.env: self.values[s.name] for s in SETTINGS if s.name != "pseudonym_key"}
+        if self.sources.get("pseudonym_key") != "default":
+            out["SHOPFLOOR_PSEUDONYM_KEY"] = self.values["pseudonym_key"]
+        return out
+
+    def rows(self) -> Iterator[tuple[str, str, str, str]]:
+        """(setting, value, source, meaning), secrets masked."""
+        for s in SETTINGS:
+            value = self.values[s.name]
+            if s.secret and self.sources[s.name] != "default":
+                value = "****" + value[-2:] if len(value) > 8 else "****"
+            yield s.name, value, self.sources[s.name], s.help
+
+
+def resolve(flags: Mapping[str, str | None] | None = None, cwd: Path | None = None) -> Settings:
+    """flag > environment > shopfloor.toml (current folder) > default."""
+    flags = flags or {}
+    project = _project_file(cwd or Path.cwd())
+    values: dict[str, str] = {}
+    sources: dict[str, str] = {}
+    for s in SETTINGS:
+        if flags.get(s.name):
+            values[s.name], sources[s.name] = str(flags[s.name]), "flag"
+        elif os.environ.get(s.env):
+            values[s.name], sources[s.name] = os.environ[s.env], f"env {s.env}"
+        elif s.name in project:
+            values[s.name], sources[s.name] = str(project[s.name]), PROJECT_FILE
+        else:
+            values[s.name], sources[s.name] = s.default, "default"
+    data = values["data_dir"]
+    if "://" in data:
+        raise SettingsError(
+            f"data folder {data!r} is a URL: the data folder must be a local path "
+            "(the landing area may be a URL, e.g. s3://bucket/landing)"
+        )
+    for name, under in (
+        ("landing", "landing"),
+        ("warehouse", "warehouse.duckdb"),
+        ("models_dir", "models"),
+        ("pseudonym_key", ".secrets/pseudonym_key"),
+    ):
+        if sources[name] == "default":
+            values[name] = str(Path(data) / under)
+    return Settings(values, sources)
+
+
+def _project_file(cwd: Path) -> dict[str, Any]:
+    path = cwd / PROJECT_FILE
+    if not path.exists():
+        return {}
+    try:
+        loaded = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{path}: not valid TOML ({exc})") from None
+    unknown = set(loaded) - {s.name for s in SETTINGS}
+    if unknown:
+        raise SettingsError(f"{path}: unknown setting(s) {', '.join(sorted(unknown))}")
+    return loaded
+
+
+@contextmanager
+def scoped_env(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for one call (dbt's env_var reads the process's
+    environment) and restore them after, so nothing leaks into later stages."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
