@@ -286,8 +286,7 @@ def ingest(
     warehouse: Annotated[
         str,
         typer.Option(
-            help="DuckDB file. \\[env: SHOPFLOOR_WAREHOUSE] "
-            "\\[default: DATA_DIR/warehouse.duckdb]"
+            help="DuckDB file. \\[env: SHOPFLOOR_WAREHOUSE] \\[default: DATA_DIR/warehouse.duckdb]"
         ),
     ] = "",
     lakehouse: Annotated[
