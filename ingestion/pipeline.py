@@ -49,6 +49,7 @@ class IngestConfig:
     lakehouse: str = ""  # set: load Parquet to this folder or URL instead of DuckDB
     quarantine: str = ""  # default <data_dir>/quarantine
     workers: int = 2
+    pseudonym_key: str = ""  # empty: SHOPFLOOR_PSEUDONYM_KEY, else the key file
     policy: ListingPolicy = field(default_factory=ListingPolicy.from_env)
 
     def __post_init__(self) -> None:
@@ -221,7 +222,7 @@ def _run_ingest(
             cfg.landing,
             known=known,
             quarantine_url=cfg.quarantine,
-            pseudonym_key=pseudonym_key(cfg.data_dir),
+            pseudonym_key=cfg.pseudonym_key.encode() or pseudonym_key(cfg.data_dir),
             on_file=record,
             workers=cfg.workers,
             on_listed=listed_files,

@@ -234,6 +234,10 @@ def ingest_config(settings: Settings) -> IngestConfig:
         landing=settings.landing,
         data_dir=settings.data_dir,
         warehouse=settings.warehouse,
+        # a key given as a setting (flag, environment, shopfloor.toml); else the key file
+        pseudonym_key=""
+        if settings.sources["pseudonym_key"] == "default"
+        else settings.pseudonym_key,
         policy=ListingPolicy(
             settle_s=float(settings.settle_seconds),
             max_future_hours=float(settings.max_future_hours),

@@ -84,12 +84,17 @@ def last_run(data: Path) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def plant(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("plant")
-    simulate_hours(root, HOURS)
+    simulate_hours(root, 48)  # a young plant first: two days, no failure yet
     return root / "landing", root / "data"
 
 
 def test_run_then_one_more_hour_then_nothing_new(plant: tuple[Path, Path]) -> None:
     landing, data = plant
+    young = shopfloor_run(data, landing)
+    assert young.returncode == 0, young.stdout[-4000:] + young.stderr[-2000:]
+    assert "no model yet" in young.stdout and not last_run(data)["trained"]
+    # the plant grows: the first run with enough history trains by itself
+    simulate_hours(landing.parent, HOURS)
     first = shopfloor_run(data, landing)
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
     assert "succeeded" in first.stdout and "trained in this run" in first.stdout

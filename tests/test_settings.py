@@ -80,6 +80,8 @@ def test_misconfigurations_are_one_line_with_exit_code_2(landing: Path, tmp_path
         2,
         "does not exist",
     )
+    status = cli("status", "--data-dir", str(tmp_path / "new"))
+    assert status.returncode == 0 and "No warehouse yet" in status.stdout
     one_line_error(cli("run", "--data-dir", "s3://plant/data", "--landing", str(landing)), 2, "URL")
     read_only = tmp_path / "read_only"
     read_only.mkdir()
