@@ -83,6 +83,12 @@ def _check_writable(settings: Settings, landing: bool = True) -> None:
         if not os.access(where, os.R_OK | os.X_OK):
             _usage_error(f"landing area {where} is not readable")
     warehouse = Path(settings.warehouse)
+    if not warehouse.exists():  # a typo in the data folder would start a second warehouse
+        console.print(
+            f"new warehouse: {warehouse} (data folder {data}, settings: `shopfloor config`)",
+            highlight=False,
+            soft_wrap=True,
+        )
     if (
         warehouse.exists()
         and settings.sources["pseudonym_key"] == "default"
