@@ -271,25 +271,31 @@ def test_a_file_deleted_after_listing_is_recorded_not_fatal(tmp_path: Path) -> N
 
 
 def test_a_complete_upload_replaces_the_truncated_one(tmp_path: Path) -> None:
-    """A file read while still being written, then complete: its hour counts once."""
+    """A file read while still being written, then complete (from a firmware that dropped
+    a sensor): its hour counts once, and only the sensors of the file that counts."""
     from tests.landing import HandMachine, render, telemetry_rel, write_registry
 
-    machine = HandMachine("HX-1", "PRENSA-9", {"pressao_bar": 180.0}, 60)
+    machine = HandMachine("HX-1", "PRENSA-9", {"pressao_bar": 180.0, "temperatura_c": 55.0}, 60)
+    later = HandMachine("HX-1", "PRENSA-9", {"pressao_bar": 180.0}, 60)
     landing, data = tmp_path / "landing", tmp_path / "data"
     write_registry(landing, [machine])
     path = landing / telemetry_rel("HX-1", GOOD_HOUR)
     path.parent.mkdir(parents=True)
-    complete = render(machine, GOOD_HOUR)
-    half = complete[: len(complete) // 2]  # an upload cut half way, mid-line
+    first_version = render(machine, GOOD_HOUR)
+    half = first_version[: len(first_version) // 2]  # an upload cut half way, mid-line
     path.write_bytes(half)
     os.utime(path, (GOOD_HOUR.timestamp() + 3700,) * 2)
     assert run(data, landing).returncode == 0
     first = half.count(b"\n") - 9  # complete rows after the header block and row
     assert rows(data, "select readings_received from marts.fct_machine_hours") == [(first,)]
-    path.write_bytes(complete)
+    assert rows(data, "select count(*) from marts.fct_machine_hour_sensors") == [(2,)]
+    path.write_bytes(render(later, GOOD_HOUR))
     os.utime(path, (GOOD_HOUR.timestamp() + 7300,) * 2)
     assert run(data, landing).returncode == 0
     assert rows(
         data, "select readings_received, has_superseded_file from marts.fct_machine_hours"
     ) == [(60, True)]
+    assert rows(data, "select sensor, readings from marts.fct_machine_hour_sensors") == [
+        ("pressao_bar", 60)
+    ]
     assert rows(data, "select count(*) from raw.telemetry_readings") == [(first + 60,)]

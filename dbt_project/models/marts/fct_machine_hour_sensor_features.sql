@@ -1,9 +1,11 @@
 -- depends_on: {{ ref('stg_landing__landing_files') }}
+{#- unique_key is the delete key of a rebuilt hour: all its rows go, whatever sensors
+    it has now (a replacing file may lack one); unique_combination tests the grain -#}
 {{
     config(
         materialized='incremental',
         incremental_strategy='delete+insert',
-        unique_key=['machine_id', 'hour_at', 'sensor'],
+        unique_key=['machine_id', 'hour_at'],
         on_schema_change='append_new_columns',
     )
 }}

@@ -1,8 +1,10 @@
+{#- unique_key is the delete key of a rebuilt hour: all its rows go, whatever sensors
+    it has now (a replacing file may lack one); unique_combination tests the grain -#}
 {{
     config(
         materialized='incremental',
         incremental_strategy='delete+insert',
-        unique_key=['machine_id', 'hour_at', 'sensor'],
+        unique_key=['machine_id', 'hour_at'],
         on_schema_change='append_new_columns',
     )
 }}
