@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import hmac
-import io
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ import pyarrow as pa
 
 PLANT_TIMEZONE = "America/Sao_Paulo"
 MAINTENANCE_TYPES = ("preventive", "corrective")
+MAX_RECORD_LINES = 5  # a quoted note may run over a few lines; more is an unclosed quote
 MACHINE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # as in the telemetry folders
 MAINTENANCE_COLUMNS = (
     "work_order",
@@ -67,37 +67,59 @@ def _records(data: bytes, delimiter: str, required: Sequence[str], out: ExportRo
             lines.append(raw.decode("utf-8"))
         except UnicodeDecodeError:
             lines.append(raw.decode("latin-1"))
-    text = "\n".join(lines)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
+    physical = [line + "\n" for line in lines]
     try:
-        header = [h.strip() for h in next(reader)]
+        header = [h.strip() for h in next(csv.reader(physical[:1], delimiter=delimiter))]
     except (StopIteration, csv.Error):
+        header = []
+    if not any(header):
         out.reject(None, "no header row: the previous snapshot is kept")
         return []
     missing = [c for c in required if c not in header]
     if missing:
         out.reject(None, f"export lacks column(s) {', '.join(missing)}: previous snapshot kept")
         return []
-    records = []
+    records: list[tuple[int, dict[str, str]]] = []
+    pos = 1  # index of the physical line the next record starts on
+    while pos < len(physical):
+        pos = _read_from(physical, pos, header, delimiter, records, out)
+    return records
+
+
+def _read_from(
+    physical: list[str],
+    pos: int,
+    header: list[str],
+    delimiter: str,
+    records: list[tuple[int, dict[str, str]]],
+    out: ExportRows,
+) -> int:
+    """Read records from physical line `pos` on; returns where to go on (the end, or the
+    line after a record that an unclosed quote ran on for too many lines)."""
+    reader = csv.reader(physical[pos:], delimiter=delimiter)
+    consumed = 0
     while True:
-        line = reader.line_num + 1
+        start = pos + consumed  # 0-based: the record's line number is start + 1
         try:
             fields = next(reader)
         except StopIteration:
-            break
+            return len(physical)
         except csv.Error as exc:
-            out.reject(line, f"unreadable CSV row: {exc}")
-            continue
+            out.reject(start + 1, f"unreadable CSV row: {exc}")
+            return start + 1
+        span, consumed = reader.line_num - consumed, reader.line_num
+        if span > MAX_RECORD_LINES:
+            out.reject(start + 1, f"a quote opened on this line runs on for {span} lines")
+            return start + 1  # the lines it swallowed are read again as records
         if not any(f.strip() for f in fields):
             continue
         if len(fields) != len(header):
             out.reject(
-                line,
+                start + 1,
                 f"{len(fields)} fields, expected {len(header)} (an unquoted '{delimiter}'?)",
             )
             continue
-        records.append((line, dict(zip(header, (f.strip() for f in fields), strict=True))))
-    return records
+        records.append((start + 1, dict(zip(header, (f.strip() for f in fields), strict=True))))
 
 
 def pseudonymise(name: str, key: bytes) -> str:
@@ -219,6 +241,8 @@ def parse_registry(data: bytes, name: str) -> tuple[pa.Table, ExportRows]:
         if row:
             seen[key] = line
             out.rows.append(row)
+    if not out.rows and not out.rejected_whole:  # an empty registry would erase the machines
+        out.reject(None, "no usable line: the previous snapshot is kept")
     return pa.Table.from_pylist(out.rows, schema=spec.schema), out
 
 

@@ -175,7 +175,8 @@ def list_telemetry(
         rel = posixpath.relpath(path, root)  # fsspec paths are POSIX, local ones too
         modified = MTIME_DISPATCH[scheme](info) or now
         size = int(info.get("size") or 0)
-        if (hour := file_hour(rel)) is not None:
+        # only a trustworthy hour says a machine has moved on (a 2099 file must not)
+        if (hour := file_hour(rel)) is not None and path_problem(rel, 0, policy, now) is None:
             machine = rel.split("/")[1]
             newest_hour[machine] = max(hour, newest_hour.get(machine, hour))
         if KnownFiles.key(rel, size, modified) in known.versions:
@@ -197,7 +198,8 @@ def list_telemetry(
             )
             continue
         hour = file_hour(rel)
-        later_hour_arrived = hour is not None and newest_hour[rel.split("/")[1]] > hour
+        newest = newest_hour.get(rel.split("/")[1])
+        later_hour_arrived = hour is not None and newest is not None and newest > hour
         if (now - modified).total_seconds() < policy.settle_s and not later_hour_arrived:
             out.waiting += 1
             continue

@@ -145,14 +145,17 @@ def known_files(pipeline: dlt.Pipeline) -> KnownFiles:
     known = KnownFiles()
     try:
         rows = pipeline.dataset()(
-            "select size_bytes, modified_at, content_sha256, relative_path "
-            "from landing_files order by ingested_at"
+            "select size_bytes, modified_at, content_sha256, relative_path,"
+            " status = 'quarantined' and file_hour_at is null as untrusted_name"
+            " from landing_files order by ingested_at"
         ).fetchall()
     except Exception:  # no dataset or table yet
         return known
-    for size, modified, digest, rel in rows:
+    for size, modified, digest, rel, untrusted_name in rows:
         known.versions.add(KnownFiles.key(rel, size, modified))
-        known.hashes.setdefault(digest, rel)
+        # content never read, or quarantined for its name: not a reason to call a file a copy
+        if digest and not untrusted_name:
+            known.hashes.setdefault(digest, rel)
     return known
 
 

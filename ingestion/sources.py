@@ -357,7 +357,7 @@ def _outcome(
         "file_hour_at": file_hour(rel) if result.trusted_path else None,
         "size_bytes": result.size,
         "modified_at": item["modification_date"],
-        "content_sha256": result.data_sha,
+        "content_sha256": result.data_sha or None,  # None: never read
         "status": None,
         "reason": None,
         "rows_read": 0,
@@ -377,7 +377,7 @@ def _outcome(
     parsed = result.parsed
     if result.vanished:
         outcome |= {"status": "skipped", "reason": "deleted between listing and reading"}
-    elif result.size and result.data_sha in seen_hashes:  # empty files are failures, not copies
+    elif result.size and result.data_sha and result.data_sha in seen_hashes:  # empty: a failure
         outcome |= {
             "status": "duplicate",
             "duplicate_of": seen_hashes[result.data_sha],
@@ -386,7 +386,10 @@ def _outcome(
     elif parsed is None:
         outcome |= {"status": "quarantined", "reason": result.error}
         outcome["quarantine_path"] = _quarantine(quarantine_url, rel, result)
-        seen_hashes[result.data_sha] = rel
+        if result.data_sha and result.trusted_path:
+            # a file quarantined for its name or hour may come back corrected under a
+            # proper name: its content must not then count as a copy
+            seen_hashes[result.data_sha] = rel
     else:
         seen_hashes[result.data_sha] = rel
         header = parsed.header

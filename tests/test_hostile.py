@@ -299,3 +299,88 @@ def test_a_complete_upload_replaces_the_truncated_one(tmp_path: Path) -> None:
         ("pressao_bar", 60)
     ]
     assert rows(data, "select count(*) from raw.telemetry_readings") == [(first + 60,)]
+
+
+def test_versions_of_one_hour_and_a_corrected_name(tmp_path: Path) -> None:
+    """A cut re-send never replaces a complete hour, nor does a re-export whose rows were
+    all rejected (incremental equals a full refresh); a file quarantined for its name
+    loads once it is put under the right name."""
+    from tests.landing import HandMachine, render, telemetry_rel, write_registry
+    from tests.test_outside_data import marts_differ_from_full_refresh
+
+    machine = HandMachine("HX-1", "PRENSA-9", {"pressao_bar": 180.0}, 60)
+    landing, data = tmp_path / "landing", tmp_path / "data"
+    write_registry(landing, [machine])
+    hour2 = GOOD_HOUR.replace(hour=11)
+    complete = render(machine, GOOD_HOUR)
+    path = landing / telemetry_rel("HX-1", GOOD_HOUR)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(complete)
+    os.utime(path, (GOOD_HOUR.timestamp() + 3700,) * 2)
+    misnamed = landing / "telemetry/HX-1/2026/05/09" / path.name.replace("T10", "T11")
+    misnamed.parent.mkdir(parents=True)
+    misnamed.write_bytes(render(machine, hour2))
+    os.utime(misnamed, (GOOD_HOUR.timestamp() + 7300,) * 2)
+    assert run(data, landing).returncode == 0
+    cut = len(complete) // 2
+    cut -= complete[cut - 1 : cut] == b"\n"  # mid-line
+    path.write_bytes(complete[:cut])  # re-sent, and cut
+    os.utime(path, (GOOD_HOUR.timestamp() + 9000,) * 2)
+    right = landing / telemetry_rel("HX-1", hour2)
+    misnamed.rename(right)  # the operator fixes the folder
+    other = landing / telemetry_rel("HX-1", GOOD_HOUR.replace(hour=12)).replace(".txt", " (1).txt")
+    assert run(data, landing).returncode == 0
+    hours = dict(rows(data, "select hour(hour_at), readings_received from marts.fct_machine_hours"))
+    assert hours[10] == 60, "the complete version keeps the hour"
+    assert hours[11] == 60, "the corrected file loads, it is no copy of the quarantined one"
+    # a third run: the hour-12 file with readings, then a later one with none
+    twelve = landing / telemetry_rel("HX-1", GOOD_HOUR.replace(hour=12))
+    twelve.write_bytes(render(machine, GOOD_HOUR.replace(hour=12)))
+    os.utime(twelve, (GOOD_HOUR.timestamp() + 3 * 3600 + 100,) * 2)
+    assert run(data, landing).returncode == 0
+    rejected = render(machine, GOOD_HOUR.replace(hour=12)).replace(b";RUN;", b";run;")
+    other.write_bytes(rejected)  # every row rejected (unknown status)
+    os.utime(other, (GOOD_HOUR.timestamp() + 4 * 3600,) * 2)
+    assert run(data, landing).returncode == 0
+    assert rows(
+        data,
+        "select readings_received, rejected_rows, has_superseded_file"
+        " from marts.fct_machine_hours where hour(hour_at) = 12",
+    ) == [(60, 0, True)]
+    differ = marts_differ_from_full_refresh(data, tmp_path)
+    assert all(n == 0 for n in differ.values()), {k: n for k, n in differ.items() if n}
+
+
+def test_export_edge_cases() -> None:
+    from ingestion.exports import parse_maintenance_log, parse_registry
+
+    header = (
+        b"work_order;machine_id;reported_at;started_at;ended_at;maintenance_type;"
+        b"component;failure_mode;technician;notes\n"
+    )
+    good = b";HX-1;04/05/2026 08:00;04/05/2026 08:30;04/05/2026 10:00;preventive;all;;Ana;"
+    lines = [b"OS-1" + good + b'"a quote never closed']
+    lines += [b"OS-%d" % k + good + b"ok" for k in range(2, 9)]
+    table, parsed = parse_maintenance_log(header + b"\n".join(lines) + b"\n", b"k")
+    assert table["work_order"].to_pylist() == [f"OS-{k}" for k in range(2, 9)]
+    assert [r["line_number"] for r in parsed.rejects] == [2]
+    # every line of a registry rejected: the export is rejected whole, the old one stays
+    _, registry = parse_registry(
+        b"machine_id,model,installed_on\nM1,X,04/05/2026\n", "machine_registry"
+    )
+    assert registry.rejected_whole
+
+
+def test_untrustworthy_hours_do_not_release_a_growing_file(tmp_path: Path) -> None:
+    import fsspec
+
+    landing = tmp_path / "landing"
+    growing = landing / "telemetry/HX-1/2026/05/04/HX-1_20260504T10.txt"
+    future = landing / "telemetry/HX-1/2099/12/31/HX-1_20991231T23.txt"
+    for path in (growing, future):
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"# x\n")  # modified just now
+    os.utime(future, (0, 0))  # delivered long ago: settled, and quarantined for its hour
+    listing = list_telemetry(fsspec.filesystem("file"), str(landing), KnownFiles())
+    assert listing.waiting == 1  # the file of 2026 may still be being written
+    assert [i["relative_path"] for i in listing.new] == [str(future.relative_to(landing))]

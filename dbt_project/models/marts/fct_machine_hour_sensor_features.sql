@@ -1,12 +1,13 @@
 -- depends_on: {{ ref('stg_landing__landing_files') }}
-{#- unique_key is the delete key of a rebuilt hour: all its rows go, whatever sensors
-    it has now (a replacing file may lack one); unique_combination tests the grain -#}
+{#- the rows of every rebuilt hour are deleted first (pre-hook), whatever sensors the
+    hour has now: a replacing file may lack one, or have no reading at all -#}
 {{
     config(
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key=['machine_id', 'hour_at'],
         on_schema_change='append_new_columns',
+        pre_hook="{{ delete_rebuilt_hours(after_hours=23) }}",
     )
 }}
 {#

@@ -44,7 +44,9 @@ versions as (
 
     -- of the readable files of one machine-hour (a re-export, a complete upload
     -- after a truncated one, a second file under another name), the one
-    -- delivered last is the hour's data; the others are superseded
+    -- with the most readings is the hour's data, and of those the one delivered
+    -- last (a cut re-send, even cut at a line end, or a re-export whose rows were
+    -- all rejected never replaces a complete hour); the others are superseded
     select
         *,
         status in ('loaded', 'partial')
@@ -53,7 +55,12 @@ versions as (
                 machine_id,
                 file_hour_at,
                 status in ('loaded', 'partial')
-            order by modified_at desc, ingested_at desc, relative_path desc
+            order by
+                rows_loaded desc,
+                status = 'loaded' desc,
+                modified_at desc,
+                ingested_at desc,
+                relative_path desc
         ) > 1 as is_superseded
     from deduplicated
 
