@@ -101,9 +101,9 @@ def _decode_header(data: bytes) -> tuple[str, str]:
 def parse_header(data: bytes) -> tuple[Header, str]:
     if not data:
         raise QuarantineError("empty file")
+    encoding, text = _decode_header(data)  # refuses binary files first
     if b"\r" in data[:HEADER_SCAN_BYTES] and b"\n" not in data[:HEADER_SCAN_BYTES]:
         raise QuarantineError("lines end in CR only (old Mac export): expected LF or CRLF")
-    encoding, text = _decode_header(data)
     keys: dict[str, str] = {}
     lines = text.split("\n")
     i = 0

@@ -14,3 +14,16 @@ def _restore_environment() -> Iterator[None]:
     yield
     os.environ.clear()
     os.environ.update(saved)
+
+
+# the slowest modules first: with one file per worker (--dist loadfile) a long module
+# collected last would run alone at the end
+_SLOW_FIRST = ("test_ml.py", "test_outside_data.py", "test_hostile.py", "test_run.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return _SLOW_FIRST.index(name) if name in _SLOW_FIRST else len(_SLOW_FIRST)
+
+    items.sort(key=rank)

@@ -292,7 +292,7 @@ def write_corpus(landing: Path, outside: Path) -> list[Case]:
 
     # -- two versions of one machine-hour: only the later is counted
     first = _file(["rpm"], [_row(i, "1,0") for i in range(6)], machine="HX-2")
-    second = _file(["rpm"], [_row(i, "2,0") for i in range(3)], machine="HX-2")
+    second = _file(["rpm"], [_row(i, "2,0") for i in range(6)], machine="HX-2")  # as complete
     tel("first of two files for one hour", "double count", "superseded", hx2(62), first)
     other = hx2(62).replace(".txt", " (1).txt")
     _deliver(landing / other, second, HOUR0 + timedelta(hours=1))
