@@ -384,3 +384,28 @@ def test_untrustworthy_hours_do_not_release_a_growing_file(tmp_path: Path) -> No
     listing = list_telemetry(fsspec.filesystem("file"), str(landing), KnownFiles())
     assert listing.waiting == 1  # the file of 2026 may still be being written
     assert [i["relative_path"] for i in listing.new] == [str(future.relative_to(landing))]
+
+
+def test_files_never_read_are_not_copies_of_each_other(tmp_path: Path) -> None:
+    """Two files too big to read share no content hash: both are quarantined, in this run
+    and against the next one's (an empty hash once made the second a "duplicate")."""
+    from ingestion.pipeline import IngestConfig, run_ingest
+    from tests.landing import HandMachine, render, telemetry_rel, write_registry
+
+    machine = HandMachine("HX-1", "PRENSA-9", {"pressao_bar": 180.0}, 60)
+    landing, data = tmp_path / "landing", tmp_path / "data"
+    write_registry(landing, [machine])
+    policy = ListingPolicy(max_file_bytes=100)
+    for hour in (10, 11, 12):
+        path = landing / telemetry_rel("HX-1", GOOD_HOUR.replace(hour=hour))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(render(machine, GOOD_HOUR.replace(hour=hour)))
+        os.utime(path, (GOOD_HOUR.timestamp() + 3600 * (hour - 8),) * 2)
+        if hour == 11:  # the third arrives for the next run
+            os.environ["SHOPFLOOR_PSEUDONYM_KEY"] = KEY
+            cfg = IngestConfig(landing=str(landing), data_dir=str(data), policy=policy)
+            assert run_ingest(cfg).status == "succeeded"
+    assert run_ingest(cfg).status == "succeeded"
+    assert rows(data, "select status, count(*) from raw.landing_files group by 1") == [
+        ("quarantined", 3)
+    ]
