@@ -7,11 +7,10 @@
 #}
 {% macro changed_hours_start(since) %}
     {%- if execute -%}
-        {%- set bound = run_query(
+        {{ timestamptz_literal(
             "select coalesce(min(hour_at), 'infinity'::timestamptz)::varchar from ("
             ~ changed_machine_hours(since) ~ ")"
-        ).columns[0].values()[0] -%}
-        '{{ bound }}'::timestamptz
+        ) }}
     {%- else -%}
         '-infinity'::timestamptz
     {%- endif -%}

@@ -8,11 +8,10 @@
 #}
 {% macro ingested_watermark() %}
     {%- if execute and is_incremental() -%}
-        {%- set bound = run_query(
+        {{ timestamptz_literal(
             "select coalesce(max(source_ingested_at), '-infinity'::timestamptz)::varchar"
             ~ " from " ~ this
-        ).columns[0].values()[0] -%}
-        '{{ bound }}'::timestamptz
+        ) }}
     {%- else -%}
         '-infinity'::timestamptz
     {%- endif -%}
