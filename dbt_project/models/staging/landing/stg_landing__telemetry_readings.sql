@@ -9,7 +9,7 @@
     line. Only a load that no run finished by itself can hold such a copy (a
     run that completes its own load logs it in ingest_runs), so only those
     loads' rows pay for the de-duplicating window: on a clean history it
-    costs nothing (it was 3.7 s per scan of 7 days). reading_at and
+    costs nothing (over every load: 3.7 s per scan of 7 days). reading_at and
     machine_id are part of the window's partition so that filters on them
     still reach the raw table. The raw table and the completed loads are read
     in each branch, not through CTEs: DuckDB materializes a CTE that is read
