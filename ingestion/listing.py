@@ -48,20 +48,6 @@ class ListingPolicy:
     max_past_days: float = 3650.0  # an older hour is a wrong clock or a wrong name
     max_file_bytes: int = 64 * 2**20  # an hour at 1 Hz is about 1 MB
 
-    @classmethod
-    def from_env(cls) -> ListingPolicy:
-        """SHOPFLOOR_SETTLE_SECONDS, _MAX_FUTURE_HOURS, _MAX_PAST_DAYS, _MAX_FILE_MB."""
-        env = os.environ
-        default = cls()
-        return cls(
-            settle_s=float(env.get("SHOPFLOOR_SETTLE_SECONDS", default.settle_s)),
-            max_future_hours=float(env.get("SHOPFLOOR_MAX_FUTURE_HOURS", default.max_future_hours)),
-            max_past_days=float(env.get("SHOPFLOOR_MAX_PAST_DAYS", default.max_past_days)),
-            max_file_bytes=int(
-                float(env.get("SHOPFLOOR_MAX_FILE_MB", default.max_file_bytes / 2**20)) * 2**20
-            ),
-        )
-
 
 @dataclass(frozen=True)
 class KnownFiles:

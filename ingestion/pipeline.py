@@ -50,7 +50,7 @@ class IngestConfig:
     quarantine: str = ""  # default <data_dir>/quarantine
     workers: int = 2
     pseudonym_key: str = ""  # empty: SHOPFLOOR_PSEUDONYM_KEY, else the key file
-    policy: ListingPolicy = field(default_factory=ListingPolicy.from_env)
+    policy: ListingPolicy = field(default_factory=ListingPolicy)  # the CLI's: from settings
 
     def __post_init__(self) -> None:
         self.warehouse = self.warehouse or str(Path(self.data_dir) / "warehouse.duckdb")

@@ -11,10 +11,14 @@ import duckdb
 import pytest
 from moto.server import ThreadedMotoServer
 
+from ingestion.listing import ListingPolicy
 from ingestion.pipeline import IngestConfig, run_ingest
 from shopfloor.simulator.defects import DefectRates
 from shopfloor.simulator.fleet import FleetConfig
 from shopfloor.simulator.simulate import SimulationConfig, simulate
+
+# S3 dates every object by its upload (just now): the uploads are complete
+SETTLED = ListingPolicy(settle_s=0)
 
 
 def _free_port() -> int:
@@ -35,8 +39,6 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ENDPOINT_URL": endpoint,
         "SHOPFLOOR_PSEUDONYM_KEY": "k",
-        # S3 dates every object by its upload (just now): the uploads are complete
-        "SHOPFLOOR_SETTLE_SECONDS": "0",
     }.items():
         monkeypatch.setenv(key, value)
     boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="plant")
@@ -65,7 +67,7 @@ def test_s3_landing_area_loads_like_a_local_folder(s3: str, tmp_path: Path) -> N
         ("s3://plant/site/landing", tmp_path / "from_s3"),
         (str(tmp_path / "local/landing"), tmp_path / "from_local"),
     ):
-        summary = run_ingest(IngestConfig(landing=landing, data_dir=str(data)))
+        summary = run_ingest(IngestConfig(landing=landing, data_dir=str(data), policy=SETTLED))
         assert summary.status == "succeeded", summary.error
         with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
             results.append(
@@ -83,7 +85,7 @@ def test_s3_landing_area_loads_like_a_local_folder(s3: str, tmp_path: Path) -> N
                     con.execute("select count(*) from raw.maintenance_log").fetchall(),
                 )
             )
-        again = run_ingest(IngestConfig(landing=landing, data_dir=str(data)))
+        again = run_ingest(IngestConfig(landing=landing, data_dir=str(data), policy=SETTLED))
         assert again.files_new == 0
     from_s3, from_local = results
     assert from_s3 == from_local
