@@ -8,7 +8,8 @@ the test period is only ever predicted.
 
 Class imbalance (about one hour in eight is positive) is handled by threshold moving:
 no reweighting or resampling, which would bias the probabilities the maintenance team
-reads; the threshold is the best-F1 point on validation, and PR-AUC is the headline metric.
+reads; the threshold is the alert policy's choice on validation (`ml.policy`), and PR-AUC
+is the headline metric.
 
 Artifacts go to ``<models>/<version>/`` as ``model.skops`` (skops: no pickle, loading
 only the types recorded at training time, all from scikit-learn/numpy) and
@@ -20,7 +21,8 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -39,6 +41,7 @@ from sklearn.preprocessing import OrdinalEncoder
 
 from ml import evaluate
 from ml.features import CATEGORICAL, KEYS, LABEL, FeatureFrame, labels, load_features, matrix
+from ml.policy import AlertPolicy, choose_threshold
 
 LATEST = "LATEST"
 
@@ -47,9 +50,8 @@ LATEST = "LATEST"
 class TrainConfig:
     seed: int = 42
     horizon_hours: int | None = None  # None: the horizon the marts' label was built with
-    min_lead_hours: float = 4.0  # a failure counts as caught with at least this much warning
-    costs: evaluate.Costs = field(default_factory=evaluate.Costs)
-    grouped_folds: int = 3
+    policy: AlertPolicy = field(default_factory=AlertPolicy)
+    grouped_folds: int = 2  # machine-grouped evaluation folds (0: skip it)
 
 
 def make_pipeline(features: list[str], seed: int) -> Pipeline:
@@ -181,6 +183,7 @@ def train(
     config: TrainConfig | None = None,
     *,
     now: datetime | None = None,
+    on_step: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Fit, calibrate, evaluate against the baselines, and save a new model version."""
     config = config or TrainConfig()
@@ -203,42 +206,36 @@ def train(
     # that appeared later): it joins at the next training
     features = _observed(train_part, data.features)
 
+    step = on_step or (lambda _message: None)
+    step(f"fitting on {len(train_part):,} machine-hours x {len(features)} features")
     pipeline = make_pipeline(features, config.seed)
     pipeline.fit(matrix(train_part, features), labels(train_part))
+    step(f"calibrating on {len(validation):,} validation hours; choosing the alert threshold")
     model = CalibratedClassifierCV(FrozenEstimator(pipeline), method="sigmoid")
     model.fit(matrix(validation, features), labels(validation))
     failures = failures_from(con)
-    kwargs: dict[str, Any] = {
-        "failures": failures,
-        "horizon_hours": config.horizon_hours,
-        "min_lead_hours": config.min_lead_hours,
-        "costs": config.costs,
+    judge = {
+        name: evaluate.outcomes(part, failures, horizon_hours=built_with, policy=config.policy)
+        for name, part in (("train", train_part), ("validation", validation), ("test", test))
     }
-    # the alert threshold: lowest cost on the validation period (never the test period)
-    threshold = evaluate.best_cost_threshold(
-        validation,
-        model.predict_proba(matrix(validation, features))[:, 1],
-        **kwargs,
+    # the alert threshold: the policy's choice on the validation period (never the test)
+    threshold = choose_threshold(
+        judge["validation"], model.predict_proba(matrix(validation, features))[:, 1]
     )
+    step("evaluating on the test period against the baselines")
     test_risk = model.predict_proba(matrix(test, features))[:, 1]
-    metrics = {"model": evaluate.alert_metrics(test, test_risk, threshold, **kwargs)}
-    rules = [
+    metrics: dict[str, Any] = {"model": evaluate.alert_metrics(judge["test"], test_risk, threshold)}
+    for rule in (
         evaluate.fixed_interval_baseline(train_part),
         evaluate.single_sensor_baseline(train_part, features),
-    ]
-    for rule in rules:  # baselines get the same cost-tuned threshold, on the training period
-        rule["threshold"] = evaluate.best_cost_threshold(
-            train_part,
-            evaluate.baseline_score(rule, train_part),
-            **kwargs,
-        )
-    for rule in rules:
+    ):  # the baselines get the same policy, their threshold chosen on the training period
+        rule_threshold = choose_threshold(judge["train"], evaluate.baseline_score(rule, train_part))
+        rule["threshold"] = rule_threshold
         metrics[str(rule["name"])] = evaluate.alert_metrics(
-            test,
-            evaluate.baseline_score(rule, test),
-            float(rule["threshold"]),  # type: ignore[arg-type]
-            **kwargs,
+            judge["test"], evaluate.baseline_score(rule, test), rule_threshold
         ) | {"rule": rule}
+    if config.grouped_folds:
+        step(f"machine-grouped evaluation ({config.grouped_folds} folds)")
     metrics["machine_grouped"] = _grouped_split(labelled, features, config)
 
     trained_at = (now or datetime.now(UTC)).replace(microsecond=0)
@@ -254,8 +251,7 @@ def train(
         "trained_at": trained_at.isoformat(),
         "label": LABEL,
         "horizon_hours": config.horizon_hours,
-        "min_lead_hours": config.min_lead_hours,
-        "costs": asdict(config.costs),
+        "policy": config.policy.to_dict(),
         "seed": config.seed,
         "periods": periods.to_dict(),
         "rows": {"train": len(train_part), "validation": len(validation), "test": len(test)},
@@ -269,6 +265,7 @@ def train(
         "reference_values": reference,
         "threshold": threshold,
         "metrics": metrics,
+        "warnings": beaten_by_baselines(metrics),
         "data_fingerprint": data_fingerprint,
         "library_versions": {
             name: package_version(name)
@@ -278,6 +275,17 @@ def train(
     }
     path = save(model, metadata, models_dir)
     return TrainResult(version=version, path=path, metadata=metadata)
+
+
+def beaten_by_baselines(metrics: dict[str, Any]) -> list[str]:
+    """One line per baseline that costs less than the model on the test period."""
+    model = metrics["model"]
+    return [
+        f"the {name.replace('_', '-')} baseline beats the model on the test period: cost "
+        f"{metrics[name]['cost']:,.0f} vs {model['cost']:,.0f}"
+        for name in ("fixed_interval", "single_sensor")
+        if metrics[name]["cost"] < model["cost"]
+    ]
 
 
 def _grouped_split(

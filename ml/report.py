@@ -9,6 +9,7 @@ disagree silently.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ import pandas as pd
 
 from ml import evaluate
 from ml.features import FEATURES_MART, LABEL
-from ml.model import failures_from
+from ml.model import beaten_by_baselines, failures_from
+from ml.policy import AlertPolicy, PeriodOutcomes
 
 METHODS = {
     "model": "shopfloor model",
@@ -43,25 +45,58 @@ def scored_test_period(con: duckdb.DuckDBPyConnection, metadata: dict[str, Any])
     ).df()
 
 
+@dataclass(frozen=True)
+class TestPeriod:
+    """The test hours a model version scored, as the warehouse has them now."""
+
+    hours: pd.DataFrame  # labelled test hours with the model's risk
+    judge: PeriodOutcomes
+    changed: str  # what changed since training ("" when nothing did)
+
+
+def test_period(con: duckdb.DuckDBPyConnection, metadata: dict[str, Any]) -> TestPeriod:
+    hours = scored_test_period(con, metadata)
+    recorded = int(metadata["rows"]["test"])
+    if hours.empty:
+        raise RuntimeError(
+            f"model {metadata['version']} has scored none of its test hours: run "
+            "`shopfloor score` first"
+        )
+    judge = evaluate.outcomes(
+        hours,
+        failures_from(con),
+        horizon_hours=int(metadata["horizon_hours"]),
+        policy=AlertPolicy.from_metadata(metadata),
+    )
+    changed = ""
+    if len(hours) != recorded:
+        changed = (
+            f"Since training, the test period's labelled and scored hours went from "
+            f"{recorded:,} to {len(hours):,} (labels that became known later, or files "
+            "that arrived late): the numbers below are recomputed on the hours as they are "
+            "now, and may differ from those recorded at training."
+        )
+    return TestPeriod(hours, judge, changed)
+
+
 def recompute_model_metrics(
     con: duckdb.DuckDBPyConnection, metadata: dict[str, Any]
 ) -> dict[str, object]:
-    test = scored_test_period(con, metadata)
-    if len(test) != metadata["rows"]["test"]:
-        raise RuntimeError(
-            f"scores table has {len(test)} of the {metadata['rows']['test']} test hours of model "
-            f"{metadata['version']}: run `shopfloor score` first"
-        )
-    costs = evaluate.Costs(**metadata["costs"])
-    return evaluate.alert_metrics(
-        test,
-        test["risk"].to_numpy(),
-        float(metadata["threshold"]),
-        failures_from(con),
-        horizon_hours=int(metadata["horizon_hours"]),
-        min_lead_hours=float(metadata["min_lead_hours"]),
-        costs=costs,
+    """The model's test metrics from the scores table; checked against those recorded
+    at training whenever the test hours are still the same."""
+    period = test_period(con, metadata)
+    metrics = evaluate.alert_metrics(
+        period.judge, period.hours["risk"].to_numpy(), float(metadata["threshold"])
     )
+    recorded = metadata["metrics"]["model"]
+    if not period.changed:
+        # a version saved before the alert policy counted cost and catches another way
+        keys = ["pr_auc", "roc_auc", "precision", "recall", "f1"]
+        keys += ["failures_caught", "cost"] if "policy" in metadata else []
+        mismatch = [key for key in keys if not _close(metrics[key], recorded[key])]
+        if mismatch:
+            raise RuntimeError(f"scores table disagrees with the training metrics on {mismatch}")
+    return metrics
 
 
 def write_report(con: duckdb.DuckDBPyConnection, metadata: dict[str, Any], out_dir: Path) -> Path:
@@ -73,23 +108,22 @@ def write_report(con: duckdb.DuckDBPyConnection, metadata: dict[str, Any], out_d
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    recorded = metadata["metrics"]
     model_metrics = recompute_model_metrics(con, metadata)
-    mismatch = [
-        key
-        for key in ("pr_auc", "roc_auc", "precision", "recall", "f1", "failures_caught", "cost")
-        if not _close(model_metrics[key], recorded["model"][key])
-    ]
-    if mismatch:
-        raise RuntimeError(f"scores table disagrees with the training metrics on {mismatch}")
-    metrics = {**recorded, "model": model_metrics}
-    test = scored_test_period(con, metadata)
+    period = test_period(con, metadata)
+    test = period.hours
     y = test[LABEL].astype(bool).to_numpy()
+    scores = _scores_by_method(metadata, test, _test_features(con, metadata))
+    metrics: dict[str, Any] = {"model": model_metrics}
+    for name in ("fixed_interval", "single_sensor"):
+        rule = metadata["metrics"][name]["rule"]
+        metrics[name] = evaluate.alert_metrics(
+            period.judge, scores[name], float(rule["threshold"])
+        ) | {"rule": rule}
+    metrics["machine_grouped"] = metadata["metrics"]["machine_grouped"]
 
     # PR curve: the model from the scores table, the baselines from their rules
-    features = _test_features(con, metadata)
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    for name, score in _scores_by_method(metadata, test, features).items():
+    for name, score in scores.items():
         precision, recall, _ = precision_recall_curve(y, np.nan_to_num(score, nan=-1e12))
         ax.plot(recall, precision, label=f"{METHODS[name]} (PR-AUC {metrics[name]['pr_auc']:.2f})")
     ax.axhline(y.mean(), color="grey", linestyle=":", label=f"prevalence {y.mean():.2f}")
@@ -106,7 +140,10 @@ def write_report(con: duckdb.DuckDBPyConnection, metadata: dict[str, Any], out_d
     for name in METHODS:
         ax.hist(metrics[name]["lead_times_hours"], bins=bins, alpha=0.5, label=METHODS[name])
     ax.axvline(
-        float(metadata["min_lead_hours"]), color="black", linestyle="--", label="minimum warning"
+        AlertPolicy.from_metadata(metadata).planning_lead_hours,
+        color="black",
+        linestyle="--",
+        label="planning lead time",
     )
     ax.set(xlabel="hours from first alert to failure", ylabel="failures", title="Lead time")
     ax.legend(fontsize=8)
@@ -134,7 +171,7 @@ def write_report(con: duckdb.DuckDBPyConnection, metadata: dict[str, Any], out_d
     plt.close(fig)
 
     path = out_dir / "report.md"
-    path.write_text(_markdown(metadata, metrics, machine))
+    path.write_text(_markdown(metadata, metrics, machine, period.changed))
     return path
 
 
@@ -213,43 +250,47 @@ def _timeline(
     return str(machine)
 
 
-def _fmt(value: object, pct: bool = False) -> str:
+def _fmt(value: object, kind: str = "") -> str:
     if value is None:
         return "n/a"
     if isinstance(value, float):
-        return f"{100 * value:.0f} %" if pct else f"{value:,.3f}".rstrip("0").rstrip(".")
+        if kind == "%":
+            return f"{100 * value:.0f} %"
+        if kind == "money":
+            return f"{value:,.0f}"
+        return f"{value:,.3f}".rstrip("0").rstrip(".")
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
-def _markdown(metadata: dict[str, Any], metrics: dict[str, Any], machine: str) -> str:
+ROWS = (
+    ("PR-AUC", "pr_auc", ""),
+    ("ROC-AUC", "roc_auc", ""),
+    ("precision at threshold", "precision", ""),
+    ("recall at threshold", "recall", ""),
+    ("**F1 at threshold**", "f1", ""),
+    ("**best F1 any threshold gives on the test period**", "best_f1", ""),
+    ("visits asked per machine per week", "visits_per_machine_week", ""),
+    ("visits that found nothing due", "wasted_visits", ""),
+    ("failures in test period", "failures", ""),
+    ("failures alerted before they happened", "failures_alerted", ""),
+    ("failures caught with the planning lead time", "failures_caught", ""),
+    ("share caught with the planning lead time", "share_caught", "%"),
+    ("median lead time (h)", "median_lead_time_hours", ""),
+    ("**cost at threshold**", "cost", "money"),
+    ("**lowest cost any threshold gives on the test period**", "best_cost", "money"),
+)
+
+
+def _markdown(metadata: dict[str, Any], metrics: dict[str, Any], machine: str, changed: str) -> str:
     periods = metadata["periods"]
     m, fi, ss = metrics["model"], metrics["fixed_interval"], metrics["single_sensor"]
-    rows = [
-        ("PR-AUC", "pr_auc", False),
-        ("ROC-AUC", "roc_auc", False),
-        ("precision at threshold", "precision", False),
-        ("recall at threshold", "recall", False),
-        ("F1 at threshold", "f1", False),
-        ("alerts per machine per week", "alerts_per_machine_week", False),
-        ("failures in test period", "failures", False),
-        (
-            f"failures caught (>= {metadata['min_lead_hours']:g} h warning)",
-            "failures_caught",
-            False,
-        ),
-        ("share caught", "share_caught", True),
-        ("median lead time (h)", "median_lead_time_hours", False),
-        ("wasted visits", "wasted_visits", False),
-        ("cost", "cost", False),
-    ]
     table = ["| metric | " + " | ".join(METHODS.values()) + " |", "|---|---:|---:|---:|"]
-    for label, key, pct in rows:
+    for label, key, kind in ROWS:
         table.append(
-            f"| {label} | " + " | ".join(_fmt(metrics[n].get(key), pct) for n in METHODS) + " |"
+            f"| {label} | " + " | ".join(_fmt(metrics[n].get(key), kind) for n in METHODS) + " |"
         )
-    none_cost = m["cost_without_alerts"]
-    costs = metadata["costs"]
-    grouped = metrics["machine_grouped"]
+    policy = AlertPolicy.from_metadata(metadata)
+    horizon = int(metadata["horizon_hours"])
     rule = ss["rule"]
     bounds = [
         ("train", "train_start", "validation_start"),
@@ -268,37 +309,40 @@ def _markdown(metadata: dict[str, Any], metrics: dict[str, Any], machine: str) -
             ),
         ]
     )
+    warnings = "".join(f"> **Warning:** {w}.\n\n" for w in beaten_by_baselines(metrics))
     return f"""# shopfloor maintenance model — evaluation report
 
-Model version **{metadata["version"]}**, trained {metadata["trained_at"]}.
-Label: a corrective failure starts within the next {metadata["horizon_hours"]} hours
-(censored hours, whose future is not yet observed, are excluded).
+{warnings}Model version **{metadata["version"]}**, trained {metadata["trained_at"]}.
+F1 at the alert threshold **{_fmt(m["f1"])}** against **{_fmt(m["best_f1"])}**, the best
+any threshold gives on the test period; cost {m["cost"]:,.0f} against the lowest possible
+{m["best_cost"]:,.0f}. {changed}
+
+Label: a corrective failure starts within the next {horizon} hours (censored hours,
+whose future is not yet observed, are excluded).
 
 {period_table}
 
 {len(metadata["features"])} features discovered from the marts; data fingerprint
-`{metadata["data_fingerprint"][:16]}…`. Alert threshold {metadata["threshold"]:.3f}
-(lowest cost on the validation period). The model's numbers below are recomputed from
-`ml.machine_hour_scores` and match the metrics recorded at training.
+`{metadata["data_fingerprint"][:16]}…`. The model's numbers below are recomputed from
+`ml.machine_hour_scores`, the baselines' from their rules.
+
+## Alert policy
+
+{policy.describe(horizon)} Chosen threshold: **{metadata["threshold"]:.3f}**.
 
 ## Model vs baselines (test period)
 
 {chr(10).join(table)}
 
-Baselines, tuned on the training period with the same cost criterion:
+Baselines, their thresholds chosen by the same policy on the training period:
 fixed-interval maintenance = alert once {fi["rule"]["threshold"]:.0f} hours have passed since
 the last maintenance; best single-sensor rule = `{rule["feature"]}`
 {">=" if rule["sign"] > 0 else "<="} {rule["sign"] * rule["threshold"]:.3f}.
 
-**By how much the model wins:** PR-AUC {m["pr_auc"]:.2f} vs {fi["pr_auc"]:.2f} (fixed
-interval) and {ss["pr_auc"]:.2f} (single sensor); cost {m["cost"]:,.0f} vs {fi["cost"]:,.0f}
-and {ss["cost"]:,.0f} — {_saving(fi["cost"], m["cost"])} and {_saving(ss["cost"], m["cost"])}
-cheaper; without any alerts the period would cost {none_cost:,.0f}.
-
-Cost view: an unplanned failure costs {costs["unplanned_failure"]:,.0f}, a preventive visit
-{costs["preventive_visit"]:,.0f}. A failure with at least {metadata["min_lead_hours"]:g} hours of
-warning becomes a visit; an alert episode with no failure within the horizon is a wasted visit
-(a re-alert within the horizon is the same episode).
+PR-AUC {m["pr_auc"]:.2f} vs {fi["pr_auc"]:.2f} (fixed interval) and {ss["pr_auc"]:.2f}
+(single sensor); cost {m["cost"]:,.0f} vs {fi["cost"]:,.0f} and {ss["cost"]:,.0f}
+({_saving(fi["cost"], m["cost"])} and {_saving(ss["cost"], m["cost"])} cheaper); without
+any alerts the period would cost {m["cost_without_alerts"]:,.0f}.
 
 ![baselines](baselines.png)
 
@@ -312,7 +356,7 @@ warning becomes a visit; an alert episode with no failure within the horizon is 
 
 ## Machine-grouped split
 
-{_grouped_text(grouped)}
+{_grouped_text(metrics["machine_grouped"])}
 
 Libraries: {", ".join(f"{k} {v}" for k, v in metadata["library_versions"].items())}.
 """

@@ -25,10 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock, Timeout
 
-from shopfloor.settings import Settings
+from shopfloor.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from ingestion.pipeline import IngestConfig, IngestSummary
+    from ml.model import TrainConfig
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -239,11 +240,29 @@ def ingest_config(settings: Settings) -> IngestConfig:
         if settings.sources["pseudonym_key"] == "default"
         else settings.pseudonym_key,
         policy=ListingPolicy(
-            settle_s=float(settings.settle_seconds),
-            max_future_hours=float(settings.max_future_hours),
-            max_past_days=float(settings.max_past_days),
-            max_file_bytes=int(float(settings.max_file_mb) * 2**20),
+            settle_s=settings.number("settle_seconds"),
+            max_future_hours=settings.number("max_future_hours"),
+            max_past_days=settings.number("max_past_days"),
+            max_file_bytes=int(settings.number("max_file_mb") * 2**20),
         ),
+    )
+
+
+def train_config(settings: Settings) -> TrainConfig:
+    """The training's alert policy from the run's settings."""
+    from ml.model import TrainConfig
+    from ml.policy import AlertPolicy
+
+    lead = settings.number("planning_lead_hours")
+    if lead <= 0:
+        raise SettingsError("setting planning_lead_hours must be more than 0 hours")
+    return TrainConfig(
+        policy=AlertPolicy(
+            planning_lead_hours=lead,
+            unplanned_failure=settings.number("cost_failure"),
+            preventive_visit=settings.number("cost_visit"),
+            early_alert=settings.number("cost_early_alert"),
+        )
     )
 
 
@@ -299,7 +318,7 @@ def _score(ctx: RunContext) -> None:
                 _fail(summary, "score", f"no model in {models} (run `shopfloor train`)")
                 return
             ctx.on_step("training the first model: fit, calibrate, evaluate against baselines")
-            train(con, models)
+            train(con, models, train_config(ctx.settings), on_step=ctx.on_step)
             summary.trained = True
         model, metadata = load(models)
         ctx.on_step(f"scoring new machine-hours with model {metadata['version']}")

@@ -41,6 +41,12 @@ SETTINGS = (
     Setting("max_past_days", "SHOPFLOOR_MAX_PAST_DAYS", "3650", "oldest plausible file hour"),
     Setting("max_file_mb", "SHOPFLOOR_MAX_FILE_MB", "64", "biggest file read"),
     Setting("dbt_target", "SHOPFLOOR_DBT_TARGET", "local", "profiles.yml output"),
+    Setting("planning_lead_hours", "SHOPFLOOR_PLANNING_LEAD_HOURS", "8",
+            "warning an alert must give to be fully useful"),
+    Setting("cost_failure", "SHOPFLOOR_COST_FAILURE", "12000", "cost of a breakdown"),
+    Setting("cost_visit", "SHOPFLOOR_COST_VISIT", "1500", "cost of a planned visit"),
+    Setting("cost_early_alert", "SHOPFLOOR_COST_EARLY_ALERT", "1500",
+            "cost of a visit that finds no failure due"),
 )  # fmt: skip
 PROJECT_FILE = "shopfloor.toml"
 
@@ -55,6 +61,20 @@ class Settings:
             return self.values[name]
         except KeyError:
             raise AttributeError(name) from None
+
+    def number(self, name: str) -> float:
+        """A numeric setting, or a SettingsError naming where the bad value came from."""
+        value = self.values[name]
+        try:
+            number = float(value)
+        except ValueError:
+            number = float("nan")
+        if not number >= 0:  # NaN and negatives
+            raise SettingsError(
+                f"setting {name} = {value!r} ({self.sources.get(name, 'default')}) "
+                "is not a non-negative number"
+            )
+        return number
 
     @property
     def data(self) -> Path:

@@ -21,12 +21,14 @@ import pytest
 from ingestion.pipeline import IngestConfig, run_ingest
 from ml.features import LABEL, load_features, matrix
 from ml.model import TrainConfig, load, train
+from ml.policy import choose_threshold
 from ml.report import recompute_model_metrics, write_report
 from ml.score import score
 from shopfloor.simulator.defects import DefectRates
 from shopfloor.simulator.fleet import FleetConfig
 from shopfloor.simulator.models import MODELS
 from shopfloor.simulator.simulate import SimulationConfig, simulate
+from tests.policy_check import f1_kept, lowest_cost_latest_alert, metrics_listed
 
 ML_DIR = Path(__file__).resolve().parents[1] / "ml"
 
@@ -83,6 +85,23 @@ def test_model_beats_both_baselines_clearly(trained: tuple[Path, dict[str, Any]]
         < periods["test_start"]
         < periods["test_end"]
     )
+
+
+def test_alert_threshold_keeps_the_ranking_and_the_check_has_teeth(
+    fleet_data: Path, trained: tuple[Path, dict[str, Any]]
+) -> None:
+    """The policy keeps >= 90 % of the best test F1 (other fleets: test_alert_policy.py);
+    the old rule -- any warning counts in full, lowest cost, ties to the highest
+    threshold -- alerts too late and fails the same check on this fleet."""
+    models, meta = trained
+    model = meta["metrics"]["model"]
+    assert metrics_listed(meta)
+    assert model["f1"] >= 0.9 * model["best_f1"], (model["f1"], model["best_f1"])
+    warehouse = fleet_data / "warehouse.duckdb"
+    kept, threshold = f1_kept(warehouse, models, meta["version"], choose_threshold)
+    assert threshold == pytest.approx(meta["threshold"]) and kept >= 0.9
+    mutated, extreme = f1_kept(warehouse, models, meta["version"], lowest_cost_latest_alert)
+    assert mutated < 0.9 and extreme > threshold, (mutated, extreme, threshold)
 
 
 def test_features_are_discovered_and_include_new_firmware_sensors(

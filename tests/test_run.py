@@ -148,6 +148,15 @@ def test_run_then_one_more_hour_then_nothing_new(plant: tuple[Path, Path]) -> No
     assert one(data, HOURS_CHECKSUM) == before
     assert one(data, "select count(*) from ml.machine_hour_scores") == scores_before
 
+    # the model trained two runs ago still gets its report, on the hours as they are now
+    report = subprocess.run(
+        ["shopfloor", "report", "--data-dir", str(data), "--model-version", run1["model_version"]],
+        capture_output=True,
+        text=True,
+    )
+    assert report.returncode == 0, report.stdout[-2000:] + report.stderr[-2000:]
+    assert (data / "reports" / run1["model_version"] / "report.md").exists()
+
     status = subprocess.run(
         ["shopfloor", "status", "--data-dir", str(data)],
         capture_output=True,

@@ -1,0 +1,63 @@
+"""How much of a trained model's ranking its alert threshold keeps, on the test period.
+
+Shared by the tests that train on simulated fleets: the F1 at the threshold a policy
+picks on the validation period, against the best F1 any threshold gives on the test
+period (an oracle no policy can beat).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+
+from ml import evaluate
+from ml.features import load_features, matrix
+from ml.model import failures_from, load
+from ml.policy import AlertPolicy, PeriodOutcomes, threshold_grid
+
+Chooser = Callable[[PeriodOutcomes, np.ndarray], float]
+
+
+def f1_kept(warehouse: Path, models: Path, version: str, choose: Chooser) -> tuple[float, float]:
+    """(F1 at the threshold `choose` picks on validation / best test F1, that threshold)."""
+    model, meta = load(models, version)
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        labelled = load_features(con).labelled
+        failures = failures_from(con)
+    periods = evaluate.Periods.from_dict(meta["periods"])
+    judged: dict[str, tuple[PeriodOutcomes, np.ndarray]] = {}
+    for name in ("validation", "test"):
+        part = periods.part(labelled, name)
+        risk = model.predict_proba(matrix(part, meta["features"]))[:, 1]
+        judge = evaluate.outcomes(
+            part,
+            failures,
+            horizon_hours=meta["horizon_hours"],
+            policy=AlertPolicy.from_metadata(meta),
+        )
+        judged[name] = (judge, risk)
+    threshold = choose(*judged["validation"])
+    test, risk = judged["test"]
+    best = test.metrics(risk, evaluate.best_f1_threshold(test.y, test.sorted_score(risk)))
+    return test.metrics(risk, threshold)["f1"] / best["f1"], threshold
+
+
+def lowest_cost_latest_alert(period: PeriodOutcomes, score: np.ndarray) -> float:
+    """A mutated policy: any warning counts in full, no smoothing, ties to the highest
+    threshold. A confident model then alerts in the last hours only."""
+    instant = PeriodOutcomes.__new__(PeriodOutcomes)
+    instant.__dict__.update(period.__dict__)
+    instant.policy = AlertPolicy(**{**period.policy.to_dict(), "planning_lead_hours": 1e-3})
+    grid, _ = threshold_grid(score)
+    costs = instant.cost_curve(score, grid)
+    return float(grid[np.flatnonzero(costs == costs.min())[-1]])
+
+
+def metrics_listed(metadata: dict[str, Any]) -> bool:
+    """The model's metrics hold the chosen and the best achievable numbers side by side."""
+    model = metadata["metrics"]["model"]
+    return all(model.get(k) is not None for k in ("f1", "best_f1", "cost", "best_cost"))
