@@ -32,19 +32,9 @@ import duckdb
 
 def build_demo_fleet(root: Path) -> Path:
     from ingestion.pipeline import IngestConfig, run_ingest
-    from shopfloor.simulator.defects import DefectRates
-    from shopfloor.simulator.fleet import FleetConfig
     from shopfloor.simulator.simulate import SimulationConfig, simulate
 
-    simulate(
-        SimulationConfig(
-            out=str(root),
-            fleet=FleetConfig(machines=10, hours=60 * 24, seed=42, wear_scale=1.5),
-            sample_interval_s=300,
-            defects=DefectRates.profile("realistic"),
-            workers=2,
-        )
-    )
+    simulate(SimulationConfig.demo(str(root), workers=2))
     data = root / "data"
     run_ingest(IngestConfig(landing=str(root / "landing"), data_dir=str(data), workers=2))
     subprocess.run(["shopfloor", "build", "--data-dir", str(data)], check=True)

@@ -24,8 +24,6 @@ from ml.model import TrainConfig, load, train
 from ml.policy import choose_threshold
 from ml.report import recompute_model_metrics, write_report
 from ml.score import score
-from shopfloor.simulator.defects import DefectRates
-from shopfloor.simulator.fleet import FleetConfig
 from shopfloor.simulator.models import MODELS
 from shopfloor.simulator.simulate import SimulationConfig, simulate
 from tests.policy_check import f1_kept, lowest_cost_latest_alert, metrics_listed
@@ -44,15 +42,7 @@ def fleet_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fleet ingested and built once; tests that change it work on copies."""
     os.environ["SHOPFLOOR_PSEUDONYM_KEY"] = "k"
     root = tmp_path_factory.mktemp("mlfleet")
-    simulate(
-        SimulationConfig(
-            out=str(root),
-            fleet=FleetConfig(machines=10, hours=60 * 24, seed=42, wear_scale=1.5),
-            sample_interval_s=300,
-            defects=DefectRates.profile("realistic"),
-            workers=2,
-        )
-    )
+    simulate(SimulationConfig.demo(str(root), workers=2))
     data = root / "data"
     run = run_ingest(IngestConfig(landing=str(root / "landing"), data_dir=str(data), workers=2))
     assert run.status == "succeeded"

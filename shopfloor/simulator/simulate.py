@@ -64,6 +64,18 @@ class SimulationConfig:
     late_share: float = 0.0  # share of machine-days on which an uplink outage delays files
     workers: int = 0  # 0: one per core
 
+    @classmethod
+    def demo(cls, out: str, days: int = 60, workers: int = 0) -> SimulationConfig:
+        """The sample fleet of `shopfloor demo`: 10 machines, one reading per 5 minutes,
+        realistic file defects and enough failures to train on."""
+        return cls(
+            out=out,
+            fleet=FleetConfig(machines=10, hours=days * 24, seed=42, wear_scale=1.5),
+            sample_interval_s=300,
+            defects=DefectRates.profile("realistic"),
+            workers=workers,
+        )
+
 
 @dataclass
 class MachineResult:
