@@ -645,6 +645,26 @@ def report(
 
 
 @app.command()
+def publish(data_dir: DataDirOption = "") -> None:
+    """Publish the marts to the serving layer BI reads (`shopfloor run` does it every hour).
+
+    Writes DATA_DIR/serving: the marts as Parquet (machine-hour marts by day, only the
+    days that changed) and bi.duckdb, a catalog of views that BI tools open read-only.
+    Connection settings: docs/operations.md.
+    """
+    from shopfloor.serving import publish as publish_marts
+
+    settings = _settings(data_dir=data_dir)
+    with _connect(settings) as con, console.status("publishing..."):
+        result = publish_marts(con, Path(settings.serving_dir))
+    console.print(
+        f"Published {result.marts} marts as version {result.version} in {result.seconds} s "
+        f"({result.days_written} day partitions written, {result.days_linked} unchanged)\n"
+        f"BI catalog: [cyan]{Path(settings.serving_dir).resolve() / 'bi.duckdb'}[/]"
+    )
+
+
+@app.command()
 def run(
     landing: LandingOption = "",
     data_dir: DataDirOption = "",
@@ -664,7 +684,13 @@ def run(
     Exit codes: 0 succeeded (quarantined files and warnings included), 1 a stage
     failed, 2 a setting cannot work, 75 another run is in progress.
     """
-    from shopfloor.run import EXIT_BUSY, PipelineBusyError, run_pipeline, train_config
+    from shopfloor.run import (
+        EXIT_BUSY,
+        PipelineBusyError,
+        WarehouseBusyError,
+        run_pipeline,
+        train_config,
+    )
 
     settings = _settings(landing=landing, data_dir=data_dir)
     _check_writable(settings)
@@ -683,6 +709,9 @@ def run(
         )
     except PipelineBusyError as exc:
         console.print(f"[yellow]{exc}[/]; not starting a second one (exit {EXIT_BUSY})")
+        raise typer.Exit(EXIT_BUSY) from exc
+    except WarehouseBusyError as exc:
+        console.print(f"[yellow]{exc} (exit {EXIT_BUSY})[/]", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_BUSY) from exc
     _print_run_summary(summary.__dict__)
     raise typer.Exit(summary.exit_code)
@@ -725,6 +754,7 @@ def _print_run_summary(s: dict[str, object]) -> None:
     table.add_row("machines at risk", ", ".join(at_risk) if at_risk else "none")  # type: ignore[arg-type]
     silent = s["silent_machines"] or []
     table.add_row("silent machines", ", ".join(silent) if silent else "none")  # type: ignore[arg-type]
+    table.add_row("serving layer version", str(s.get("published_version") or "not published"))
     stages = s["stages_s"] or {}
     table.add_row("stage seconds", ", ".join(f"{k} {v}" for k, v in stages.items()))  # type: ignore[attr-defined]
     console.print(table)

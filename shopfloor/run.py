@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -34,6 +35,10 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BUSY = 75  # EX_TEMPFAIL: another run holds the lock; a scheduler may retry later
+
+
+class WarehouseBusyError(RuntimeError):
+    """Another process (a BI tool, a notebook) holds the warehouse file."""
 
 
 class PipelineBusyError(RuntimeError):
@@ -66,11 +71,14 @@ class RunSummary:
     trained: bool = False
     scoring_skipped: str | None = None  # why no model scored this run (a young plant)
     hours_scored: int = 0
+    published_version: str | None = None  # the serving layer's version this run published
     machines_at_risk: list[str] = field(default_factory=list)
     silent_machines: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
+        if self.status == "busy":
+            return EXIT_BUSY
         return EXIT_OK if self.status == "succeeded" else EXIT_FAILED
 
 
@@ -141,7 +149,9 @@ def run_pipeline(
     on_step: Callable[[str], None] | None = None,
     ingest: Callable[[IngestConfig], IngestSummary] | None = None,
 ) -> RunSummary:
-    """Run every stage once under the lock. Raises PipelineBusyError when another run holds it."""
+    """Run every stage once under the lock. Raises PipelineBusyError when another run holds
+    it, WarehouseBusyError when another process holds the warehouse for longer than wait_s."""
+    deadline = time.monotonic() + wait_s
     summary = RunSummary(started_at=_now())
     ctx = RunContext(settings, summary, train_if_missing, ingest)
     if on_step:
@@ -151,6 +161,7 @@ def run_pipeline(
     _preload_model_libraries()
     summary.stages_s["startup"] = round(time.perf_counter() - started, 2)
     with pipeline_lock(data_dir, wait_s) as crashed:
+        wait_for_warehouse(settings, deadline)
         summary.resumed_after_crash = crashed
         state = {
             "pid": os.getpid(),
@@ -165,6 +176,7 @@ def run_pipeline(
                 ("build", _build),
                 ("score", _score),
                 ("risk", _risk),
+                ("publish", _publish),
             ):
                 _write_state(data_dir, **{**state, "stage": stage})
                 if on_stage:
@@ -180,11 +192,53 @@ def run_pipeline(
             summary.status = "failed"
             summary.failed_stage = stage
             summary.error = redact(f"{type(exc).__name__}: {exc}")
+        if summary.status == "failed" and (holder := lock_holder(summary.error or "")):
+            # a process opened the warehouse while the run was between stages
+            summary.status = "busy"
+            summary.error = busy_message(settings, holder)
         summary.ended_at = _now()
         _write_state(data_dir, **{**state, "stage": stage, "status": summary.status})
         with (Path(data_dir) / "runs.jsonl").open("a") as log:
             log.write(json.dumps(asdict(summary)) + "\n")
     return summary
+
+
+_HELD_IN = re.compile(r"Conflicting lock is held in (.+? \(PID \d+\))")
+
+
+def lock_holder(error: str) -> str | None:
+    """The process DuckDB names as holding the file, from its lock error (or None)."""
+    if "Could not set lock on file" not in error:
+        return None
+    found = _HELD_IN.search(error)
+    return found.group(1) if found else "another process"
+
+
+def busy_message(settings: Settings, holder: str) -> str:
+    return (
+        f"the warehouse {settings.warehouse} is held by {holder}: BI tools and notebooks "
+        f"read the serving layer ({Path(settings.serving_dir) / 'bi.duckdb'}), never the "
+        "warehouse; run again when it is closed"
+    )
+
+
+def wait_for_warehouse(settings: Settings, deadline: float) -> None:
+    """Wait until no other process holds the warehouse file, up to the deadline."""
+    import duckdb
+
+    if not Path(settings.warehouse).exists():
+        return
+    while True:
+        try:
+            duckdb.connect(settings.warehouse).close()
+            return
+        except duckdb.IOException as exc:
+            holder = lock_holder(str(exc))
+            if holder is None:
+                raise
+            if time.monotonic() >= deadline:
+                raise WarehouseBusyError(busy_message(settings, holder)) from None
+            time.sleep(1.0)
 
 
 def redact(error: str | None) -> str | None:
@@ -325,6 +379,17 @@ def _score(ctx: RunContext) -> None:
         result = score(con, model, metadata)
     summary.model_version = result.model_version
     summary.hours_scored = result.hours_scored
+
+
+def _publish(ctx: RunContext) -> None:
+    import duckdb
+
+    from shopfloor.serving import publish
+
+    ctx.on_step(f"publishing the marts to the serving layer {ctx.settings.serving_dir}")
+    with duckdb.connect(ctx.settings.warehouse) as con:
+        result = publish(con, Path(ctx.settings.serving_dir))
+    ctx.summary.published_version = result.version
 
 
 def _risk(ctx: RunContext) -> None:

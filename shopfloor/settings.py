@@ -34,6 +34,8 @@ SETTINGS = (
     Setting("landing", "SHOPFLOOR_LANDING", "<data_dir>/landing", "the plant's landing area"),
     Setting("warehouse", "SHOPFLOOR_WAREHOUSE", "<data_dir>/warehouse.duckdb", "DuckDB file"),
     Setting("models_dir", "SHOPFLOOR_MODELS_DIR", "<data_dir>/models", "trained model versions"),
+    Setting("serving_dir", "SHOPFLOOR_SERVING_DIR", "<data_dir>/serving",
+            "what BI reads: the marts as Parquet and a catalog of views"),
     Setting("pseudonym_key", "SHOPFLOOR_PSEUDONYM_KEY", "<data_dir>/.secrets/pseudonym_key",
             "key of the technicians' pseudonyms", secret=True),
     Setting("settle_seconds", "SHOPFLOOR_SETTLE_SECONDS", "60", "newer files may be growing"),
@@ -125,6 +127,7 @@ def resolve(flags: Mapping[str, str | None] | None = None, cwd: Path | None = No
         ("landing", "landing"),
         ("warehouse", "warehouse.duckdb"),
         ("models_dir", "models"),
+        ("serving_dir", "serving"),
         ("pseudonym_key", ".secrets/pseudonym_key"),
     ):
         if sources[name] == "default":
