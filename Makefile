@@ -4,7 +4,7 @@ SHELL := /bin/bash
 # uv from PATH, else the one pip installs as a module of this Python
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: demo test lint typecheck pytest setup browser
+.PHONY: demo test lint typecheck pytest setup browser postgres
 
 # --compile-bytecode: PYTHONDONTWRITEBYTECODE is set on these machines, so without .pyc
 # files every process re-compiles dbt, dlt and scikit-learn from source on import
@@ -31,7 +31,14 @@ browser:
 	  ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 	   $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null)
 
-pytest: setup browser
+# a real PostgreSQL for the serving-layer tests (Debian package; the tests start their
+# own server on 127.0.0.1, as the package's postgres user when run as root)
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	   $(SUDO) apt-get install -y -qq --no-install-recommends postgresql >/dev/null)
+
+pytest: setup browser postgres
 	$(UV) run pytest
 
 test: lint typecheck pytest

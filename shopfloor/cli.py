@@ -652,14 +652,14 @@ def publish(data_dir: DataDirOption = "") -> None:
     days that changed) and bi.duckdb, a catalog of views that BI tools open read-only.
     Connection settings: docs/operations.md.
     """
-    from shopfloor.serving import publish as publish_marts
+    from shopfloor.run import publish as publish_marts
 
     settings = _settings(data_dir=data_dir)
-    with _connect(settings) as con, console.status("publishing..."):
-        result = publish_marts(con, Path(settings.serving_dir))
+    with _connect(settings) as con, console.status("publishing...") as status:
+        version = publish_marts(con, settings, lambda text: status.update(text))
+    target = " and to PostgreSQL" if settings.bi_postgres_url else ""
     console.print(
-        f"Published {result.marts} marts as version {result.version} in {result.seconds} s "
-        f"({result.days_written} day partitions written, {result.days_linked} unchanged)\n"
+        f"Published the marts as version {version}{target}\n"
         f"BI catalog: [cyan]{Path(settings.serving_dir).resolve() / 'bi.duckdb'}[/]"
     )
 

@@ -29,6 +29,8 @@ from filelock import FileLock, Timeout
 from shopfloor.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
+    import duckdb
+
     from ingestion.pipeline import IngestConfig, IngestSummary
     from ml.model import TrainConfig
 
@@ -384,12 +386,32 @@ def _score(ctx: RunContext) -> None:
 def _publish(ctx: RunContext) -> None:
     import duckdb
 
-    from shopfloor.serving import publish
-
     ctx.on_step(f"publishing the marts to the serving layer {ctx.settings.serving_dir}")
     with duckdb.connect(ctx.settings.warehouse) as con:
-        result = publish(con, Path(ctx.settings.serving_dir))
-    ctx.summary.published_version = result.version
+        ctx.summary.published_version = publish(con, ctx.settings, ctx.on_step)
+
+
+def publish(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    on_step: Callable[[str], None] = lambda _text: None,
+) -> str:
+    """Publish the marts to every serving target configured; the Parquet version's id."""
+    from shopfloor.serving import publish as publish_parquet
+
+    version = publish_parquet(con, Path(settings.serving_dir)).version
+    if settings.bi_postgres_url:
+        from shopfloor.serving_pg import publish_postgres
+
+        on_step(f"publishing the marts to PostgreSQL as role {settings.bi_role}'s marts")
+        publish_postgres(
+            con,
+            settings.bi_postgres_url,
+            manifest=Path(settings.data_dir) / "dbt_target" / "manifest.json",
+            role=settings.bi_role,
+            role_password=settings.bi_role_password,
+        )
+    return version
 
 
 def _risk(ctx: RunContext) -> None:

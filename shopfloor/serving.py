@@ -124,13 +124,7 @@ def _publish_by_day(
 ) -> tuple[int, int, dict[str, str]]:
     """Write the days whose rows changed; hard-link the others from the previous version."""
     day = _day(PARTITION_COLUMN)
-    checksums = {
-        d: str(h)
-        for d, h in con.execute(
-            f"select {day} as day, count(*) || ':' || sum(hash({_select(columns)}))"
-            f" from {SCHEMA}.{mart} group by day"
-        ).fetchall()
-    }
+    checksums = day_checksums(con, mart, columns)
     same_columns = before.get("columns") == columns and previous_dir is not None
     old_days: dict[str, str] = before.get("days", {}) if same_columns else {}  # type: ignore[assignment]
     changed = sorted(d for d, h in checksums.items() if old_days.get(d) != h)
@@ -152,6 +146,18 @@ def _publish_by_day(
     if not checksums:  # no rows yet: one empty file keeps the view's columns
         _copy(con, f"select {_select(columns)} from {SCHEMA}.{mart} limit 0", out / "empty")
     return len(changed), len(checksums) - len(changed), checksums
+
+
+def day_checksums(con: duckdb.DuckDBPyConnection, mart: str, columns: list[str]) -> dict[str, str]:
+    """Per UTC day of the mart: row count and a hash of every row (a changed day differs)."""
+    day = _day(PARTITION_COLUMN)
+    return {
+        d: str(h)
+        for d, h in con.execute(
+            f"select {day} as day, count(*) || ':' || sum(hash({_select(columns)}))"
+            f" from {SCHEMA}.{mart} group by day"
+        ).fetchall()
+    }
 
 
 def _copy(con: duckdb.DuckDBPyConnection, query: str, folder: Path) -> None:

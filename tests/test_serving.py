@@ -1,8 +1,9 @@
 """BI reads the serving layer while the hourly pipeline runs: neither blocks the other.
 
-A real reader process holds one read-only connection on the serving catalog and queries
-it in a loop for the whole of two hourly runs; a process holding the warehouse file
-makes a run exit 75 with one line.
+A real reader process holds one connection on each serving target -- the DuckDB catalog
+(read-only) and a real PostgreSQL server (as the BI role) -- and queries both in a loop
+for the whole of two hourly runs; a process holding the warehouse file makes a run exit
+75 with one line.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -21,6 +24,7 @@ import pytest
 from shopfloor.simulator.defects import DefectRates
 from shopfloor.simulator.fleet import TECHNICIANS, FleetConfig
 from shopfloor.simulator.simulate import SimulationConfig, simulate
+from tests.pg import postgres_server
 
 MACHINES = 4
 HOURS = 3 * 24
@@ -31,18 +35,28 @@ READER = textwrap.dedent(
     from pathlib import Path
     import duckdb
 
-    catalog, out, stop = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
-    con = duckdb.connect(catalog, read_only=True)  # one connection for the whole test
-    answers, failures = [], []
+    import psycopg
+
+    catalog, pg_url, out, stop = sys.argv[1], sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4])
+    query = (
+        "select (select max(hour_at) from marts.fct_machine_hours),"
+        " (select max(hour_at) from marts.fct_machine_hour_features),"
+        " (select count(*) from marts.fct_machine_hours)"
+    )
+    # one connection per target for the whole test
+    targets = {
+        "duckdb": duckdb.connect(catalog, read_only=True),
+        "postgres": psycopg.connect(pg_url, autocommit=True),
+    }
+    answers, failures = {name: [] for name in targets}, []
     while not stop.exists():
-        try:
-            answers.append([str(v) for v in con.sql(
-                "select (select max(hour_at) from marts.fct_machine_hours),"
-                " (select max(hour_at) from marts.fct_machine_hour_features),"
-                " (select count(*) from marts.fct_machine_hours)"
-            ).fetchone()])
-        except Exception as exc:
-            failures.append(f"{type(exc).__name__}: {exc}")
+        for name, con in targets.items():
+            try:
+                row = con.execute(query).fetchone()
+                answers[name].append([v.isoformat() if hasattr(v, "isoformat") else v
+                                      for v in row])
+            except Exception as exc:
+                failures.append(f"{name}: {type(exc).__name__}: {exc}")
         time.sleep(0.05)
     out.write_text(json.dumps({"answers": answers, "failures": failures}))
     """
@@ -68,25 +82,43 @@ def shopfloor_run(root: Path, *extra: str) -> subprocess.CompletedProcess[str]:
         ["shopfloor", "run", *folders, *extra],
         capture_output=True,
         text=True,
-        env={**os.environ, "COLUMNS": "200", "SHOPFLOOR_PSEUDONYM_KEY": "k"},
+        env={
+            **os.environ,
+            "COLUMNS": "200",
+            "SHOPFLOOR_PSEUDONYM_KEY": "k",
+            "SHOPFLOOR_BI_POSTGRES_URL": (root / "pg_url").read_text(),
+        },
     )
 
 
 @pytest.fixture(scope="module")
-def plant(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def postgres() -> Iterator[str]:
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def plant(tmp_path_factory: pytest.TempPathFactory, postgres: str) -> Path:
     root = tmp_path_factory.mktemp("serving")
+    (root / "pg_url").write_text(postgres)
     simulate_hours(root, HOURS)
     first = shopfloor_run(root)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-2000:]
     return root
 
 
+def bi_url(admin_url: str) -> str:
+    return admin_url.replace("postgres@", "shopfloor_bi@", 1)
+
+
 def test_a_reader_during_two_runs_never_fails_and_sees_the_new_hours(
-    plant: Path, tmp_path: Path
+    plant: Path, postgres: str, tmp_path: Path
 ) -> None:
     catalog = plant / "data" / "serving" / "bi.duckdb"
     out, stop = tmp_path / "reader.json", tmp_path / "stop"
-    reader = subprocess.Popen([sys.executable, "-c", READER, str(catalog), str(out), str(stop)])
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, str(catalog), bi_url(postgres), str(out), str(stop)]
+    )
     try:
         time.sleep(1.0)
         runs = []
@@ -101,15 +133,17 @@ def test_a_reader_during_two_runs_never_fails_and_sees_the_new_hours(
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     result = json.loads(out.read_text())
     assert result["failures"] == []
-    answers = result["answers"]
-    assert len(answers) > 20, "the reader did not query during the runs"
-    # one query, one published version: the two marts agree on their latest hour
-    assert all(hours == features for hours, features, _ in answers)
     with duckdb.connect(str(plant / "data" / "warehouse.duckdb"), read_only=True) as con:
         newest = con.sql("select max(hour_at) from marts.fct_machine_hours").fetchone()
     assert newest is not None
-    seen = {hours for hours, *_ in answers}
-    assert answers[-1][0] == str(newest[0]) and len(seen) >= 3  # the new hours, no reconnect
+    for target, answers in result["answers"].items():
+        assert len(answers) > 20, f"the {target} reader did not query during the runs"
+        # one query, one published state: the two marts agree on their latest hour
+        assert all(hours == features for hours, features, _ in answers), target
+        seen = {datetime.fromisoformat(hours) for hours, *_ in answers}
+        # the new hours, without reconnecting
+        assert max(seen) == newest[0] and len(seen) >= 3, (target, seen)
+        assert datetime.fromisoformat(answers[-1][0]) == newest[0], target
 
 
 def test_the_serving_layer_holds_the_marts_only(plant: Path) -> None:
@@ -167,3 +201,50 @@ def test_a_process_holding_the_warehouse_makes_the_run_exit_75(plant: Path) -> N
     # and once it is closed, the next run goes ahead
     again = shopfloor_run(plant)
     assert again.returncode == 0, again.stdout[-3000:]
+
+
+def test_postgres_gets_the_marts_for_a_read_only_role_with_docs_and_keys(
+    plant: Path, postgres: str
+) -> None:
+    import psycopg
+
+    with duckdb.connect(str(plant / "data" / "warehouse.duckdb"), read_only=True) as con:
+        marts = {
+            t: con.sql(f"select count(*) from marts.{t}").fetchone()[0]  # type: ignore[index]
+            for (t,) in con.sql(
+                "select table_name from information_schema.tables where table_schema = 'marts'"
+            ).fetchall()
+        }
+    with psycopg.connect(bi_url(postgres), autocommit=True) as bi:
+        for mart, rows in marts.items():
+            assert bi.execute(f"select count(*) from marts.{mart}").fetchone() == (rows,), mart
+        for forbidden in (
+            "select * from shopfloor_publish.days",
+            "insert into marts.dim_machines (machine_id) values ('x')",
+            "create table marts.mine (x int)",
+            "create table public.mine (x int)",
+            "delete from marts.fct_machine_hours",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                bi.execute(forbidden)
+        comment = bi.execute(
+            "select obj_description('marts.fct_machine_hours'::regclass),"
+            " col_description('marts.fct_machine_hours'::regclass, 2)"
+        ).fetchone()
+        keys = bi.execute(
+            "select conrelid::regclass::text, contype from pg_constraint"
+            " where connamespace = 'marts'::regnamespace"
+        ).fetchall()
+        kind = bi.execute(
+            "select data_type from information_schema.columns"
+            " where table_schema = 'marts' and table_name = 'fct_machine_hours'"
+            " and column_name = 'hour_at'"
+        ).fetchone()
+        technician = bi.execute(
+            "select count(*) from information_schema.columns"
+            " where table_schema = 'marts' and column_name like '%technician%'"
+        ).fetchone()
+    assert comment is not None and all(comment), comment
+    assert ("marts.fct_machine_hours", "p") in keys and ("marts.fct_machine_hours", "f") in keys
+    assert ("marts.dim_machines", "p") in keys
+    assert kind == ("timestamp with time zone",) and technician == (0,)
