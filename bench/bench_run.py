@@ -99,11 +99,11 @@ def main() -> None:
             # the hourly run REPEATS times from the same state, the median run reported
             # (single runs vary by +-30 % on a shared 2-core host)
             before = root / "data-before"
-            shutil.copytree(data, before)
+            shutil.copytree(data, before, symlinks=True)
             runs = []
             for _ in range(args.repeats):
                 shutil.rmtree(data)
-                shutil.copytree(before, data)
+                shutil.copytree(before, data, symlinks=True)
                 runs.append(child_run(data, root / "landing"))
             runs.sort(key=lambda r: r["wall_s"])
             hourly = runs[len(runs) // 2]

@@ -13,7 +13,7 @@ are published under ``<data_dir>/serving/``:
   reads one version, and the next query reads the newest one (no reconnect).
 * ``bi.duckdb`` -- a small DuckDB catalog of views (``marts.<mart>``) over
   ``current``; BI tools open it read-only. It is rewritten (to a new file, renamed
-  over the old) only when the marts or their columns change.
+  over the old) only when the marts, their columns or the folder's path change.
 
 Never published: the ``raw`` and staging schemas, the ``ml`` tables, and any column
 derived from technicians (``EXCLUDED_COLUMNS``). Older versions are removed once
@@ -79,7 +79,7 @@ def publish(con: duckdb.DuckDBPyConnection, root: Path) -> PublishResult:
             manifest[mart] = {"columns": columns}
     (target / "manifest.json").write_text(json.dumps(manifest, indent=1))
     _point_current(root, target)
-    rewritten = _write_catalog(root, manifest, previous)
+    rewritten = _write_catalog(root, manifest)
     _prune(root)
     return PublishResult(
         version=version,
@@ -188,10 +188,12 @@ def _new_version_id(root: Path) -> str:
 
 def _point_current(root: Path, target: Path) -> None:
     """Swap the `current` link in one rename: a reader sees the old or the new version."""
-    tmp = root / "current.tmp"
+    tmp, link = root / "current.tmp", root / "current"
     tmp.unlink(missing_ok=True)
     tmp.symlink_to(Path("versions") / target.name)
-    os.replace(tmp, root / "current")
+    if link.is_dir() and not link.is_symlink():
+        shutil.rmtree(link)  # a copy of the folder that followed the link: a folder now
+    os.replace(tmp, link)
 
 
 def view_sql(root: Path, mart: str, columns: list[str]) -> str:
@@ -202,20 +204,20 @@ def view_sql(root: Path, mart: str, columns: list[str]) -> str:
     )
 
 
-def _write_catalog(
-    root: Path, manifest: dict[str, dict[str, object]], previous: dict[str, dict[str, object]]
-) -> bool:
-    catalog = root / CATALOG
-    shape = {m: v["columns"] for m, v in manifest.items()}
-    if catalog.exists() and shape == {m: v.get("columns") for m, v in previous.items()}:
+def _write_catalog(root: Path, manifest: dict[str, dict[str, object]]) -> bool:
+    """Rewrite the catalog when the marts, their columns or the folder's place changed."""
+    catalog, recorded = root / CATALOG, root / (CATALOG + ".json")
+    shape = {"root": str(root), "marts": {m: v["columns"] for m, v in manifest.items()}}
+    if catalog.exists() and recorded.exists() and json.loads(recorded.read_text()) == shape:
         return False
     tmp = root / (CATALOG + ".tmp")
     tmp.unlink(missing_ok=True)
     with duckdb.connect(str(tmp)) as con:
         con.execute(f"create schema {SCHEMA}")
-        for mart, columns in shape.items():
-            con.execute(view_sql(root, mart, list(columns)))  # type: ignore[call-overload]
+        for mart, columns in manifest.items():
+            con.execute(view_sql(root, mart, list(columns["columns"])))  # type: ignore[call-overload]
     os.replace(tmp, catalog)
+    recorded.write_text(json.dumps(shape))
     return True
 
 

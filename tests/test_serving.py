@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -248,3 +249,31 @@ def test_postgres_gets_the_marts_for_a_read_only_role_with_docs_and_keys(
     assert ("marts.fct_machine_hours", "p") in keys and ("marts.fct_machine_hours", "f") in keys
     assert ("marts.dim_machines", "p") in keys
     assert kind == ("timestamp with time zone",) and technician == (0,)
+
+
+def test_a_copied_data_folder_publishes_and_reads_its_own_files(
+    plant: Path, tmp_path: Path
+) -> None:
+    """shutil.copytree follows the `current` link (a folder in the copy) and the catalog's
+    views hold absolute paths: the copy's next publish repairs both."""
+    copy = tmp_path / "data"
+    shutil.copytree(plant / "data", copy)
+    assert not (copy / "serving" / "current").is_symlink()
+    result = subprocess.run(
+        ["shopfloor", "publish", "--data-dir", str(copy)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert (copy / "serving" / "current").is_symlink()
+    with duckdb.connect(str(copy / "serving" / "bi.duckdb"), read_only=True) as con:
+        sqls = [
+            q
+            for (q,) in con.sql(
+                "select sql from duckdb_views() where schema_name = 'marts'"
+            ).fetchall()
+        ]
+        rows = con.sql("select count(*) from marts.fct_machine_hours").fetchone()
+    assert sqls and all(str(copy) in q for q in sqls)
+    assert rows is not None and rows[0] > 0
