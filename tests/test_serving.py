@@ -245,10 +245,20 @@ def test_postgres_gets_the_marts_for_a_read_only_role_with_docs_and_keys(
             "select count(*) from information_schema.columns"
             " where table_schema = 'marts' and column_name like '%technician%'"
         ).fetchone()
+        texts = [
+            value
+            for table, column in bi.execute(
+                "select table_name, column_name from information_schema.columns"
+                " where table_schema = 'marts' and data_type = 'text'"
+            ).fetchall()
+            for (value,) in bi.execute(f'select distinct "{column}" from marts.{table}').fetchall()
+        ]
     assert comment is not None and all(comment), comment
     assert ("marts.fct_machine_hours", "p") in keys and ("marts.fct_machine_hours", "f") in keys
     assert ("marts.dim_machines", "p") in keys
     assert kind == ("timestamp with time zone",) and technician == (0,)
+    names = {part for name in TECHNICIANS for part in name.split()}
+    assert texts and not [t for t in texts if t and any(n in t for n in names)]
 
 
 def test_a_copied_data_folder_publishes_and_reads_its_own_files(
