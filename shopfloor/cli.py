@@ -771,8 +771,9 @@ def show_config(
     default); secrets masked."""
     settings = _settings(landing=landing, data_dir=data_dir)
     table = Table(title="shopfloor settings (flag > environment > shopfloor.toml > default)")
-    for col in ("setting", "value", "from", "what"):
-        table.add_column(col)
+    for col in ("setting", "value", "from"):
+        table.add_column(col, no_wrap=True)  # a path or a variable name cut in two is no help
+    table.add_column("what")
     for row in settings.rows():
         table.add_row(*row)
     console.print(table)
