@@ -4,7 +4,7 @@ SHELL := /bin/bash
 # uv from PATH, else the one pip installs as a module of this Python
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: demo test lint typecheck pytest setup browser postgres
+.PHONY: demo test check lint typecheck pytest setup browser postgres
 
 # --compile-bytecode: PYTHONDONTWRITEBYTECODE is set on these machines, so without .pyc
 # files every process re-compiles dbt, dlt and scikit-learn from source on import
@@ -42,3 +42,10 @@ pytest: setup browser postgres
 	$(UV) run pytest
 
 test: lint typecheck pytest
+
+# the everyday loop: lint, types and every test that needs no fleet of its own or browser
+check: setup
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run mypy
+	$(UV) run pytest -m "not slow and not browser"

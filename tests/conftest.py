@@ -18,7 +18,15 @@ def _restore_environment() -> Iterator[None]:
 
 # the slowest modules first: with one file per worker (--dist loadfile) a long module
 # collected last would run alone at the end
-_SLOW_FIRST = ("test_ml.py", "test_outside_data.py", "test_hostile.py", "test_run.py")
+_SLOW_FIRST = (
+    "test_ml.py",
+    "test_alert_policy.py",
+    "test_outside_data.py",
+    "test_run.py",
+    "test_hostile.py",
+    "test_serving.py",
+    "test_dbt.py",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

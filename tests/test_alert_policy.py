@@ -30,6 +30,8 @@ from shopfloor.simulator.fleet import FleetConfig
 from shopfloor.simulator.simulate import SimulationConfig, simulate
 from tests.policy_check import f1_kept, metrics_listed
 
+pytestmark = pytest.mark.slow  # simulates, ingests and builds a fleet of its own
+
 FLEETS = {"seed 11, wear 2.0": (11, 2.0), "seed 23, wear 1.5": (23, 1.5)}
 
 

@@ -238,6 +238,7 @@ def _upstream(manifest: dict[str, Any], node: str) -> set[str]:
     return seen
 
 
+@pytest.mark.browser
 def test_docs_site_opens_in_a_browser_with_the_lineage(built: tuple[Path, Path]) -> None:
     """The single-file site in headless Chromium (installed by `make test`)."""
     import shutil

@@ -23,7 +23,7 @@ from ingestion.exports import parse_maintenance_log, parse_registry, pseudonymis
 from ingestion.listing import KnownFiles, ListingPolicy, list_telemetry
 from tests.hostile import CANARY, GOOD, NOTES, TECHNICIANS, Case, write_corpus
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 KEY = "hostile-key"
 GOOD_HOUR = datetime(2026, 5, 4, 10, tzinfo=UTC)
 

@@ -28,6 +28,8 @@ from shopfloor.simulator.models import MODELS
 from shopfloor.simulator.simulate import SimulationConfig, simulate
 from tests.policy_check import f1_kept, lowest_cost_latest_alert, metrics_listed
 
+pytestmark = pytest.mark.slow  # simulates, ingests and builds a fleet of its own
+
 ML_DIR = Path(__file__).resolve().parents[1] / "ml"
 
 

@@ -36,7 +36,7 @@ from tests.landing import (
     write_registry,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 DAY0 = utc(2026, 5, 4)
 PRENSA = HandMachine(

@@ -18,6 +18,8 @@ from shopfloor.simulator.defects import DefectRates
 from shopfloor.simulator.fleet import FleetConfig
 from shopfloor.simulator.simulate import SimulationConfig, simulate
 
+pytestmark = pytest.mark.slow  # simulates, ingests and builds a fleet of its own
+
 MACHINES = 6
 HOURS = 20 * 24
 

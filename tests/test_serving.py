@@ -27,6 +27,8 @@ from shopfloor.simulator.fleet import TECHNICIANS, FleetConfig
 from shopfloor.simulator.simulate import SimulationConfig, simulate
 from tests.pg import postgres_server
 
+pytestmark = pytest.mark.slow  # simulates, ingests and builds a fleet of its own
+
 MACHINES = 4
 HOURS = 3 * 24
 
