@@ -8,7 +8,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
 # --compile-bytecode: PYTHONDONTWRITEBYTECODE is set on these machines, so without .pyc
 # files every process re-compiles dbt, dlt and scikit-learn from source on import
-# (measured: `import dbt.cli.main` 6.2 s -> 4.1 s; the hourly run 42 s -> 32 s)
+# (what that costs: docs/design.md)
 setup:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) sync --frozen --quiet --compile-bytecode

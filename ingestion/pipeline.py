@@ -124,10 +124,8 @@ def make_pipeline(cfg: IngestConfig) -> dlt.Pipeline:
                     # a bounded buffer pool keeps peak memory flat however big the batch
                     "memory_limit": os.environ.get("SHOPFLOOR_DUCKDB_MEMORY", "512MB"),
                     # the raw strings (file path, content hash, load id) repeat per file
-                    # and end up dictionary-compressed anyway. Without FSST a pure insert
-                    # of 2.4 M readings took 7.9 s instead of 8.7 s (same file size), and
-                    # one new hour on 7 days cost 1.37-1.38x an empty warehouse, 1.55x
-                    # with FSST (bench/README.md)
+                    # and end up dictionary-compressed anyway; FSST only made inserts and
+                    # checkpoints slower (measurements: bench/README.md, docs/design.md)
                     "disabled_compression_methods": "fsst",
                 },
             )

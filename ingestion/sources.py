@@ -596,9 +596,8 @@ class _ReadingsWriter:
         self.staging_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.staging_dir / f"readings_{self.load_id}_{uuid.uuid4().hex[:12]}.parquet"
         strings = [f.name for f in schema if pa.types.is_string(f.type)]
-        # uncompressed: the file lives only until dlt has loaded it, and compressing
-        # it took half of the writer's time (1M readings: 2.0 s snappy, 0.9 s none;
-        # DuckDB loads both equally fast)
+        # uncompressed: the file lives only until dlt has loaded it, compressing it
+        # was half of the writer's time, and DuckDB loads both equally fast
         self.schema = schema
         self.writer = pq.ParquetWriter(
             self.path, schema, compression="none", use_dictionary=strings

@@ -253,8 +253,8 @@ def _preload_model_libraries() -> None:
     """Import skops (and with it scikit-learn) before dbt and dlt are imported.
 
     skops builds its list of trusted types at import time, looking up the module of
-    every scipy ufunc by scanning all loaded modules; with dbt and dlt already loaded
-    that took 2.8 s here, imported first 0.65 s.
+    every scipy ufunc by scanning all loaded modules: the more modules are loaded, the
+    longer it takes (bench/README.md, hourly pipeline).
     """
     import skops.io  # noqa: F401
 

@@ -337,7 +337,7 @@ clean_wide as (
 hours_wide as (
 
     -- CASE, not FILTER: with hundreds of aggregates DuckDB evaluates FILTER
-    -- clauses ~30x slower (measured 68 s vs 2.4 s on one full-fidelity day).
+    -- clauses far slower (docs/design.md).
     -- A flag is only ever raised on a non-NULL value, so count_if counts values.
     select
         machine_id,
