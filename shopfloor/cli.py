@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import duckdb
 
     from ingestion.pipeline import IngestConfig, IngestSummary
+    from shopfloor.run import RunSummary
 
 app = typer.Typer(
     help=(
@@ -713,53 +714,46 @@ def run(
     except WarehouseBusyError as exc:
         console.print(f"[yellow]{exc} (exit {EXIT_BUSY})[/]", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_BUSY) from exc
-    _print_run_summary(summary.__dict__)
+    _print_run_summary(summary)
     raise typer.Exit(summary.exit_code)
 
 
-def _print_run_summary(s: dict[str, object]) -> None:
-    crashed = s.get("resumed_after_crash")
+def _print_run_summary(s: RunSummary) -> None:
+    crashed = s.resumed_after_crash
     if isinstance(crashed, dict):
         console.print(
             f"[yellow]The previous run (pid {crashed.get('pid')}, started "
             f"{crashed.get('started_at')}) did not finish (stopped in stage "
             f"{crashed.get('stage')}); this run resumed from it.[/]"
         )
-    table = Table(title=f"shopfloor run {s['started_at']} -> {s['ended_at']}", show_header=False)
-    table.add_row(
-        "status",
-        str(s["status"]) + (f" (stage {s['failed_stage']})" if s.get("failed_stage") else ""),
-    )
+    table = Table(title=f"shopfloor run {s.started_at} -> {s.ended_at}", show_header=False)
+    table.add_row("status", s.status + (f" (stage {s.failed_stage})" if s.failed_stage else ""))
     table.add_row(
         "files new / loaded / partial / quarantined / duplicate",
-        f"{s['files_new']} / {s['files_loaded']} / {s['files_partial']} / "
-        f"{s['files_quarantined']} / {s['files_duplicate']}",
+        f"{s.files_new} / {s.files_loaded} / {s.files_partial} / "
+        f"{s.files_quarantined} / {s.files_duplicate}",
     )
-    table.add_row("rows loaded / rejected", f"{s['rows_loaded']:,} / {s['rows_rejected']:,}")
+    table.add_row("rows loaded / rejected", f"{s.rows_loaded:,} / {s.rows_rejected:,}")
     table.add_row(
         "dbt models built / failed / skipped",
-        f"{s.get('models_built', 0)} / {s.get('models_failed', 0)} / {s.get('nodes_skipped', 0)}",
+        f"{s.models_built} / {s.models_failed} / {s.nodes_skipped}",
     )
     table.add_row(
         "dbt tests passed / warned / failed",
-        f"{s['tests_passed']} / {s['tests_warned']} / {s['tests_failed']}",
+        f"{s.tests_passed} / {s.tests_warned} / {s.tests_failed}",
     )
     table.add_row(
         "model",
-        str(s.get("scoring_skipped") or "")
-        or f"{s['model_version']}" + (" (trained in this run)" if s["trained"] else ""),
+        s.scoring_skipped or f"{s.model_version}" + (" (trained in this run)" if s.trained else ""),
     )
-    table.add_row("machine-hours scored", f"{s['hours_scored']:,}")
-    at_risk = s["machines_at_risk"] or []
-    table.add_row("machines at risk", ", ".join(at_risk) if at_risk else "none")  # type: ignore[arg-type]
-    silent = s["silent_machines"] or []
-    table.add_row("silent machines", ", ".join(silent) if silent else "none")  # type: ignore[arg-type]
-    table.add_row("serving layer version", str(s.get("published_version") or "not published"))
-    stages = s["stages_s"] or {}
-    table.add_row("stage seconds", ", ".join(f"{k} {v}" for k, v in stages.items()))  # type: ignore[attr-defined]
+    table.add_row("machine-hours scored", f"{s.hours_scored:,}")
+    table.add_row("machines at risk", ", ".join(s.machines_at_risk) or "none")
+    table.add_row("silent machines", ", ".join(s.silent_machines) or "none")
+    table.add_row("serving layer version", s.published_version or "not published")
+    table.add_row("stage seconds", ", ".join(f"{k} {v}" for k, v in s.stages_s.items()))
     console.print(table)
-    if s.get("error"):
-        console.print(f"[red]{s['error']}[/]")
+    if s.error:
+        console.print(f"[red]{s.error}[/]")
 
 
 @app.command("config")

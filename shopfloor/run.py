@@ -51,7 +51,7 @@ class PipelineBusyError(RuntimeError):
 class RunSummary:
     started_at: str
     ended_at: str = ""
-    status: str = "running"  # succeeded | failed
+    status: str = "running"  # succeeded | failed | busy (another process held the warehouse)
     failed_stage: str | None = None
     error: str | None = None
     resumed_after_crash: dict[str, Any] | None = None
