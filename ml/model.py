@@ -236,7 +236,7 @@ def train(
         ) | {"rule": rule}
     if config.grouped_folds:
         step(f"machine-grouped evaluation ({config.grouped_folds} folds)")
-    metrics["machine_grouped"] = _grouped_split(labelled, features, config)
+    metrics["machine_grouped"] = machine_grouped_split(labelled, features, config)
 
     trained_at = (now or datetime.now(UTC)).replace(microsecond=0)
     data_fingerprint = fingerprint(labelled, features)
@@ -288,7 +288,7 @@ def beaten_by_baselines(metrics: dict[str, Any]) -> list[str]:
     ]
 
 
-def _grouped_split(
+def machine_grouped_split(
     labelled: pd.DataFrame, features: list[str], config: TrainConfig
 ) -> dict[str, object]:
     """Machines held out: trained on some machines, scored on others (whole history)."""

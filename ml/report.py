@@ -370,7 +370,10 @@ def _saving(baseline: float, model: float) -> str:
 
 def _grouped_text(grouped: dict[str, Any]) -> str:
     if not grouped["folds"]:
-        return "Not run for this model version (training with grouped_folds=0)."
+        return (
+            "Not run for this model version: the first model a `shopfloor run` trains skips it"
+            " (`shopfloor train` runs it; `--grouped-folds 0` skips it too)."
+        )
     return (
         "Trained on some machines and scored on the others over the whole history "
         f"({grouped['folds']} folds by machine): PR-AUC {grouped['pr_auc']:.2f}, ROC-AUC "

@@ -19,7 +19,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -374,7 +374,9 @@ def _score(ctx: RunContext) -> None:
                 _fail(summary, "score", f"no model in {models} (run `shopfloor train`)")
                 return
             ctx.on_step("training the first model: fit, calibrate, evaluate against baselines")
-            train(con, models, train_config(ctx.settings), on_step=ctx.on_step)
+            # the machine-grouped evaluation (more fits) is left to `shopfloor train`
+            config = replace(train_config(ctx.settings), grouped_folds=0)
+            train(con, models, config, on_step=ctx.on_step)
             summary.trained = True
         model, metadata = load(models)
         ctx.on_step(f"scoring new machine-hours with model {metadata['version']}")
