@@ -34,9 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shopfloor.simulator.defects import DefectRates
-from shopfloor.simulator.fleet import FleetConfig
-from shopfloor.simulator.simulate import SimulationConfig, simulate
+from tests.fleets import simulate_fleet
 from tests.pg import postgres_server
 
 QUERY = (
@@ -99,16 +97,7 @@ def free_port() -> int:
 
 
 def plant(root: Path, hours: int) -> None:
-    simulate(
-        SimulationConfig(
-            out=str(root),
-            fleet=FleetConfig(machines=4, hours=hours, seed=9, wear_scale=1.5),
-            sample_interval_s=900,
-            defects=DefectRates.profile("realistic"),
-            workers=2,
-            skip_existing=True,
-        )
-    )
+    simulate_fleet(root, machines=4, hours=hours, seed=9, sample_interval_s=900)
 
 
 def shopfloor_run(root: Path, env: dict[str, str]) -> int:

@@ -56,6 +56,15 @@ class PgPublishResult:
 
 
 @dataclass(frozen=True)
+class _Link:
+    """The two ends of a publish and the folder the rows pass through."""
+
+    con: duckdb.DuckDBPyConnection
+    pg: psycopg.Connection[Any]
+    tmp: Path
+
+
+@dataclass(frozen=True)
 class DbtDocs:
     """What dbt's manifest says about the marts: descriptions and keys."""
 
@@ -107,14 +116,15 @@ def publish_postgres(
     written = copied = 0
     with psycopg.connect(url) as pg, tempfile.TemporaryDirectory() as tmp:
         _bookkeeping(pg)
+        link = _Link(con, pg, Path(tmp))
         for mart, columns in marts.items():
             fresh = _ensure_table(pg, mart, columns, docs.primary_keys.get(mart, []))
-            if PARTITION_COLUMN in columns:
-                w, c = _sync_days(con, pg, mart, columns, fresh, Path(tmp))
+            if PARTITION_COLUMN in dict(columns):
+                w, c = _sync_days(link, mart, columns, fresh)
                 written, copied = written + w, copied + c
             else:
                 pg.execute(sql.SQL("delete from {}").format(_table(mart)))
-                copied += _copy(con, pg, mart, columns, "true", Path(tmp))
+                copied += _copy(link, mart, columns, "true")
         _foreign_keys(pg, docs, marts)
         _comments(pg, docs, marts)
         _bi_role(pg, role, role_password)
@@ -158,7 +168,7 @@ def _ensure_table(
     signature = json.dumps(columns)
     row = pg.execute(f"select columns::text from {BOOKKEEPING}.marts where mart = %s", [mart])
     found = row.fetchone()
-    if found and json.loads(found[0]) == columns:
+    if found and json.loads(found[0]) == json.loads(signature):
         return False
     pg.execute(sql.SQL("drop table if exists {} cascade").format(_table(mart)))
     definitions = [
@@ -182,13 +192,10 @@ def _ensure_table(
 
 
 def _sync_days(
-    con: duckdb.DuckDBPyConnection,
-    pg: psycopg.Connection[Any],
-    mart: str,
-    columns: list[tuple[str, str]],
-    fresh: bool,
-    tmp: Path,
+    link: _Link, mart: str, columns: list[tuple[str, str]], fresh: bool
 ) -> tuple[int, int]:
+    """Replace the days whose rows changed since the last publish (all when `fresh`)."""
+    con, pg = link.con, link.pg
     names = [c for c, _ in columns]
     now = day_checksums(con, mart, names)
     before = (
@@ -215,7 +222,7 @@ def _sync_days(
     rows = 0
     if changed:
         listed = ", ".join(f"'{d}'" for d in changed)
-        rows = _copy(con, pg, mart, columns, f"{_day_sql()} in ({listed})", tmp)
+        rows = _copy(link, mart, columns, f"{_day_sql()} in ({listed})")
         with pg.cursor() as cur:
             cur.executemany(
                 f"insert into {BOOKKEEPING}.days values (%s, %s, %s)",
@@ -228,19 +235,12 @@ def _day_sql() -> str:
     return f"strftime(timezone('UTC', \"{PARTITION_COLUMN}\"), '%Y-%m-%d')"
 
 
-def _copy(
-    con: duckdb.DuckDBPyConnection,
-    pg: psycopg.Connection[Any],
-    mart: str,
-    columns: list[tuple[str, str]],
-    where: str,
-    tmp: Path,
-) -> int:
+def _copy(link: _Link, mart: str, columns: list[tuple[str, str]], where: str) -> int:
     """Rows of the mart matching `where`, from DuckDB to Postgres through a CSV file."""
     names = [c for c, _ in columns]
     select = ", ".join(f'"{c}"' for c in names)
-    path = tmp / f"{mart}.csv"
-    con.execute(
+    path = link.tmp / f"{mart}.csv"
+    link.con.execute(
         f"copy (select {select} from {SCHEMA}.{mart} where {where}) to '{path}'"
         " (format csv, header false, dateformat '%Y-%m-%d',"
         " timestampformat '%Y-%m-%d %H:%M:%S.%f%z')"
@@ -248,11 +248,11 @@ def _copy(
     statement = sql.SQL("copy {} ({}) from stdin (format csv)").format(
         _table(mart), sql.SQL(", ").join(map(sql.Identifier, names))
     )
-    with pg.cursor() as cur, cur.copy(statement) as copy, path.open("rb") as data:
-        while chunk := data.read(1 << 20):
-            copy.write(chunk)
-        rows = cur.rowcount
-    return max(rows, 0)
+    with link.pg.cursor() as cur:
+        with cur.copy(statement) as copy, path.open("rb") as data:
+            while chunk := data.read(1 << 20):
+                copy.write(chunk)
+        return max(cur.rowcount, 0)  # known once the copy has ended
 
 
 def _foreign_keys(

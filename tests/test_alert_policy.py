@@ -25,9 +25,7 @@ import pytest
 from ingestion.pipeline import IngestConfig, run_ingest
 from ml.model import TrainConfig, train
 from ml.policy import choose_threshold
-from shopfloor.simulator.defects import DefectRates
-from shopfloor.simulator.fleet import FleetConfig
-from shopfloor.simulator.simulate import SimulationConfig, simulate
+from tests.fleets import simulate_fleet
 from tests.policy_check import f1_kept, metrics_listed
 
 pytestmark = pytest.mark.slow  # simulates, ingests and builds a fleet of its own
@@ -36,15 +34,7 @@ FLEETS = {"seed 11, wear 2.0": (11, 2.0), "seed 23, wear 1.5": (23, 1.5)}
 
 
 def train_fleet(root: Path, seed: int, wear: float) -> tuple[Path, dict[str, Any]]:
-    simulate(
-        SimulationConfig(
-            out=str(root),
-            fleet=FleetConfig(machines=8, hours=45 * 24, seed=seed, wear_scale=wear),
-            sample_interval_s=600,
-            defects=DefectRates.profile("realistic"),
-            workers=2,
-        )
-    )
+    simulate_fleet(root, machines=8, hours=45 * 24, seed=seed, wear_scale=wear)
     data = root / "data"
     os.environ["SHOPFLOOR_PSEUDONYM_KEY"] = "k"
     run = run_ingest(IngestConfig(landing=str(root / "landing"), data_dir=str(data), workers=2))

@@ -14,9 +14,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from shopfloor.simulator.defects import DefectRates
-from shopfloor.simulator.fleet import FleetConfig
-from shopfloor.simulator.simulate import SimulationConfig, simulate
+from tests.fleets import simulate_fleet
 
 pytestmark = pytest.mark.slow  # simulates, ingests and builds a fleet of its own
 
@@ -25,16 +23,7 @@ HOURS = 20 * 24
 
 
 def simulate_hours(root: Path, hours: int) -> None:
-    simulate(
-        SimulationConfig(
-            out=str(root),
-            fleet=FleetConfig(machines=MACHINES, hours=hours, seed=5, wear_scale=1.5),
-            sample_interval_s=600,
-            defects=DefectRates.profile("realistic"),
-            workers=2,
-            skip_existing=True,
-        )
-    )
+    simulate_fleet(root, machines=MACHINES, hours=hours, seed=5)
 
 
 def run_cmd(data: Path, landing: Path, *extra: str) -> list[str]:

@@ -22,9 +22,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from shopfloor.simulator.defects import DefectRates
-from shopfloor.simulator.fleet import TECHNICIANS, FleetConfig
-from shopfloor.simulator.simulate import SimulationConfig, simulate
+from shopfloor.simulator.fleet import TECHNICIANS
+from tests.fleets import simulate_fleet
 from tests.pg import postgres_server
 
 pytestmark = pytest.mark.slow  # simulates, ingests and builds a fleet of its own
@@ -67,16 +66,7 @@ READER = textwrap.dedent(
 
 
 def simulate_hours(root: Path, hours: int) -> None:
-    simulate(
-        SimulationConfig(
-            out=str(root),
-            fleet=FleetConfig(machines=MACHINES, hours=hours, seed=9, wear_scale=1.5),
-            sample_interval_s=900,
-            defects=DefectRates.profile("realistic"),
-            workers=2,
-            skip_existing=True,
-        )
-    )
+    simulate_fleet(root, machines=MACHINES, hours=hours, seed=9, sample_interval_s=900)
 
 
 def shopfloor_run(root: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -255,6 +245,15 @@ def test_postgres_gets_the_marts_for_a_read_only_role_with_docs_and_keys(
             ).fetchall()
             for (value,) in bi.execute(f'select distinct "{column}" from marts.{table}').fetchall()
         ]
+    # publishing again with nothing new rewrites no day of the growing marts
+    from shopfloor.serving_pg import publish_postgres
+
+    with duckdb.connect(str(plant / "data" / "warehouse.duckdb")) as con:
+        again = publish_postgres(
+            con, postgres, manifest=plant / "data" / "dbt_target" / "manifest.json"
+        )
+    growing = sum(rows for mart, rows in marts.items() if mart.startswith("fct_machine_hour"))
+    assert again.days_written == 0 and again.rows_copied < growing / 10, again
     assert comment is not None and all(comment), comment
     assert ("marts.fct_machine_hours", "p") in keys and ("marts.fct_machine_hours", "f") in keys
     assert ("marts.dim_machines", "p") in keys
