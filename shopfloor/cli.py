@@ -775,7 +775,11 @@ def show_config(
 
 @app.command()
 def status(data_dir: DataDirOption = "") -> None:
-    """Last runs, silent machines, data quality of the last days and the current top risks."""
+    """Last runs, silent machines, data quality of the last days and the current top risks.
+
+    Reads the serving layer (the marts as the last successful run published them), so it
+    never holds the warehouse a run needs; the warehouse only when nothing is published.
+    """
     from pathlib import Path
 
     import duckdb
@@ -799,10 +803,15 @@ def status(data_dir: DataDirOption = "") -> None:
             str(len(r["machines_at_risk"])),
         )
     console.print(table if runs else "[yellow]No `shopfloor run` yet in this data folder.[/]")
-    path = settings.warehouse
+    # the serving layer when there is one: reading it never holds the warehouse
+    catalog = Path(settings.serving_dir) / "bi.duckdb"
+    path = str(catalog) if catalog.exists() else settings.warehouse
     if not Path(path).exists():
         console.print(f"No warehouse yet at {path}: run `shopfloor run` (or ingest and build).")
         raise typer.Exit(0)
+    if catalog.exists():
+        current = (Path(settings.serving_dir) / "current").resolve().name
+        console.print(f"Marts as published to the serving layer, version {current} ({catalog})")
     try:
         con = duckdb.connect(path, read_only=True)
     except duckdb.Error as exc:

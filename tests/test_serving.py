@@ -184,6 +184,13 @@ def test_a_process_holding_the_warehouse_makes_the_run_exit_75(plant: Path) -> N
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
         result = shopfloor_run(plant, "--wait", "2")
+        # status reads the serving layer, not the warehouse
+        status = subprocess.run(
+            ["shopfloor", "status", "--data-dir", str(plant / "data")],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "COLUMNS": "200"},
+        )
     finally:
         holder.kill()
         holder.wait()
@@ -191,6 +198,7 @@ def test_a_process_holding_the_warehouse_makes_the_run_exit_75(plant: Path) -> N
     lines = [line for line in result.stdout.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stdout + result.stderr
     assert f"(PID {holder.pid})" in lines[0] and "bi.duckdb" in lines[0]
+    assert status.returncode == 0 and "published to the serving layer" in status.stdout
     # and once it is closed, the next run goes ahead
     again = shopfloor_run(plant)
     assert again.returncode == 0, again.stdout[-3000:]
