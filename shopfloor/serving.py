@@ -68,15 +68,19 @@ def publish(con: duckdb.DuckDBPyConnection, root: Path) -> PublishResult:
     target.mkdir()
     manifest: dict[str, dict[str, object]] = {}
     written = linked = 0
+    types = _column_types(con)
     for mart, columns in _marts(con).items():
+        # a day file may be reused only if its columns and their types are the same
         before = previous.get(mart, {})
+        if before.get("types") != types[mart]:
+            before = {}
         if PARTITION_COLUMN in columns:
             w, lnk, days = _publish_by_day(con, mart, columns, target, previous_dir, before)
             written, linked = written + w, linked + lnk
-            manifest[mart] = {"columns": columns, "days": days}
+            manifest[mart] = {"columns": columns, "types": types[mart], "days": days}
         else:
             _copy(con, f"select {_select(columns)} from {SCHEMA}.{mart}", target / mart)
-            manifest[mart] = {"columns": columns}
+            manifest[mart] = {"columns": columns, "types": types[mart]}
     (target / "manifest.json").write_text(json.dumps(manifest, indent=1))
     _point_current(root, target)
     rewritten = _write_catalog(root, manifest)
@@ -91,6 +95,18 @@ def publish(con: duckdb.DuckDBPyConnection, root: Path) -> PublishResult:
         catalog_rewritten=rewritten,
         columns={m: list(v["columns"]) for m, v in manifest.items()},  # type: ignore[call-overload]
     )
+
+
+def _column_types(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
+    rows = con.execute(
+        "select table_name, data_type from information_schema.columns"
+        " where table_schema = ? order by table_name, ordinal_position",
+        [SCHEMA],
+    ).fetchall()
+    types: dict[str, list[str]] = {}
+    for table, kind in rows:
+        types.setdefault(table, []).append(kind)
+    return types
 
 
 def _marts(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
