@@ -68,19 +68,20 @@ def publish(con: duckdb.DuckDBPyConnection, root: Path) -> PublishResult:
     target.mkdir()
     manifest: dict[str, dict[str, object]] = {}
     written = linked = 0
-    types = _column_types(con)
-    for mart, columns in _marts(con).items():
+    for mart, typed in mart_columns(con).items():
+        columns = [c for c, _ in typed]
+        types = [t for _, t in typed]
         # a day file may be reused only if its columns and their types are the same
         before = previous.get(mart, {})
-        if before.get("types") != types[mart]:
+        if before.get("types") != types:
             before = {}
         if PARTITION_COLUMN in columns:
             w, lnk, days = _publish_by_day(con, mart, columns, target, previous_dir, before)
             written, linked = written + w, linked + lnk
-            manifest[mart] = {"columns": columns, "types": types[mart], "days": days}
+            manifest[mart] = {"columns": columns, "types": types, "days": days}
         else:
             _copy(con, f"select {_select(columns)} from {SCHEMA}.{mart}", target / mart)
-            manifest[mart] = {"columns": columns, "types": types[mart]}
+            manifest[mart] = {"columns": columns, "types": types}
     (target / "manifest.json").write_text(json.dumps(manifest, indent=1))
     _point_current(root, target)
     rewritten = _write_catalog(root, manifest)
@@ -97,28 +98,17 @@ def publish(con: duckdb.DuckDBPyConnection, root: Path) -> PublishResult:
     )
 
 
-def _column_types(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
+def mart_columns(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[str, str]]]:
+    """Per mart, its published columns and their DuckDB types, in table order."""
     rows = con.execute(
-        "select table_name, data_type from information_schema.columns"
+        "select table_name, column_name, data_type from information_schema.columns"
         " where table_schema = ? order by table_name, ordinal_position",
         [SCHEMA],
     ).fetchall()
-    types: dict[str, list[str]] = {}
-    for table, kind in rows:
-        types.setdefault(table, []).append(kind)
-    return types
-
-
-def _marts(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
-    rows = con.execute(
-        "select table_name, column_name from information_schema.columns"
-        " where table_schema = ? order by table_name, ordinal_position",
-        [SCHEMA],
-    ).fetchall()
-    marts: dict[str, list[str]] = {}
-    for table, column in rows:
+    marts: dict[str, list[tuple[str, str]]] = {}
+    for table, column, kind in rows:
         if column not in EXCLUDED_COLUMNS:
-            marts.setdefault(table, []).append(column)
+            marts.setdefault(table, []).append((column, kind))
     return marts
 
 

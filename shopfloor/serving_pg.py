@@ -27,7 +27,7 @@ import duckdb
 import psycopg
 from psycopg import sql
 
-from shopfloor.serving import EXCLUDED_COLUMNS, PARTITION_COLUMN, SCHEMA, day_checksums
+from shopfloor.serving import PARTITION_COLUMN, SCHEMA, day_checksums, mart_columns
 
 BOOKKEEPING = "shopfloor_publish"
 PG_TYPES = {
@@ -112,7 +112,7 @@ def publish_postgres(
     """Publish every mart of `con` to the Postgres database at `url`, in one transaction."""
     started = time.perf_counter()
     docs = DbtDocs.load(manifest)
-    marts = _mart_columns(con)
+    marts = mart_columns(con)
     written = copied = 0
     with psycopg.connect(url) as pg, tempfile.TemporaryDirectory() as tmp:
         _bookkeeping(pg)
@@ -129,19 +129,6 @@ def publish_postgres(
         _comments(pg, docs, marts)
         _bi_role(pg, role, role_password)
     return PgPublishResult(len(marts), written, copied, round(time.perf_counter() - started, 2))
-
-
-def _mart_columns(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[str, str]]]:
-    rows = con.execute(
-        "select table_name, column_name, data_type from information_schema.columns"
-        " where table_schema = ? order by table_name, ordinal_position",
-        [SCHEMA],
-    ).fetchall()
-    marts: dict[str, list[tuple[str, str]]] = {}
-    for table, column, kind in rows:
-        if column not in EXCLUDED_COLUMNS:
-            marts.setdefault(table, []).append((column, kind))
-    return marts
 
 
 def _table(mart: str) -> sql.Composed:
