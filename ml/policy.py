@@ -229,13 +229,12 @@ def choose_threshold(outcomes: PeriodOutcomes, score: np.ndarray) -> float:
     if half and len(grid) > 1:
         padded = np.pad(costs, half, mode="edge")
         costs = np.convolve(padded, np.ones(2 * half + 1) / (2 * half + 1), mode="valid")
-    best = costs.min()
-    at_best = np.flatnonzero(costs <= best + 1e-9 * max(abs(best), 1.0))
+    minimal = costs <= costs.min() + 1e-9 * max(abs(costs.min()), 1.0)
     # the contiguous run of minimal points that holds the first minimum
-    run_end = at_best[0]
-    while run_end + 1 < len(costs) and costs[run_end + 1] <= best + 1e-9 * max(abs(best), 1.0):
-        run_end += 1
-    return float(grid[(at_best[0] + run_end) // 2])
+    start = int(np.argmax(minimal))
+    above = np.flatnonzero(~minimal[start:])
+    end = start + (int(above[0]) if len(above) else len(costs) - start) - 1
+    return float(grid[(start + end) // 2])
 
 
 def best_cost(outcomes: PeriodOutcomes, score: np.ndarray) -> tuple[float, float]:

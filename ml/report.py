@@ -80,11 +80,13 @@ def test_period(con: duckdb.DuckDBPyConnection, metadata: dict[str, Any]) -> Tes
 
 
 def recompute_model_metrics(
-    con: duckdb.DuckDBPyConnection, metadata: dict[str, Any]
+    con: duckdb.DuckDBPyConnection,
+    metadata: dict[str, Any],
+    period: TestPeriod | None = None,
 ) -> dict[str, object]:
     """The model's test metrics from the scores table; checked against those recorded
     at training whenever the test hours are still the same."""
-    period = test_period(con, metadata)
+    period = period or test_period(con, metadata)
     metrics = evaluate.alert_metrics(
         period.judge, period.hours["risk"].to_numpy(), float(metadata["threshold"])
     )
@@ -108,8 +110,8 @@ def write_report(con: duckdb.DuckDBPyConnection, metadata: dict[str, Any], out_d
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model_metrics = recompute_model_metrics(con, metadata)
     period = test_period(con, metadata)
+    model_metrics = recompute_model_metrics(con, metadata, period)
     test = period.hours
     y = test[LABEL].astype(bool).to_numpy()
     scores = _scores_by_method(metadata, test, _test_features(con, metadata))

@@ -657,10 +657,11 @@ def publish(data_dir: DataDirOption = "") -> None:
 
     settings = _settings(data_dir=data_dir)
     with _connect(settings) as con, console.status("publishing...") as status:
-        version = publish_marts(con, settings, lambda text: status.update(text))
+        result = publish_marts(con, settings, lambda text: status.update(text))
     target = " and to PostgreSQL" if settings.bi_postgres_url else ""
     console.print(
-        f"Published the marts as version {version}{target}\n"
+        f"Published the marts as version {result.version}{target} in {result.seconds} s "
+        f"({result.days_written} day partitions written, {result.days_linked} unchanged)\n"
         f"BI catalog: [cyan]{Path(settings.serving_dir).resolve() / 'bi.duckdb'}[/]"
     )
 

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from ingestion.pipeline import IngestConfig, IngestSummary
     from ml.model import TrainConfig
+    from shopfloor.serving import PublishResult
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -390,18 +391,18 @@ def _publish(ctx: RunContext) -> None:
 
     ctx.on_step(f"publishing the marts to the serving layer {ctx.settings.serving_dir}")
     with duckdb.connect(ctx.settings.warehouse) as con:
-        ctx.summary.published_version = publish(con, ctx.settings, ctx.on_step)
+        ctx.summary.published_version = publish(con, ctx.settings, ctx.on_step).version
 
 
 def publish(
     con: duckdb.DuckDBPyConnection,
     settings: Settings,
     on_step: Callable[[str], None] = lambda _text: None,
-) -> str:
-    """Publish the marts to every serving target configured; the Parquet version's id."""
+) -> PublishResult:
+    """Publish the marts to every serving target configured; what the Parquet one did."""
     from shopfloor.serving import publish as publish_parquet
 
-    version = publish_parquet(con, Path(settings.serving_dir)).version
+    result = publish_parquet(con, Path(settings.serving_dir))
     if settings.bi_postgres_url:
         from shopfloor.serving_pg import publish_postgres
 
@@ -413,7 +414,7 @@ def publish(
             role=settings.bi_role,
             role_password=settings.bi_role_password,
         )
-    return version
+    return result
 
 
 def _risk(ctx: RunContext) -> None:

@@ -27,7 +27,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -49,7 +49,6 @@ class PublishResult:
     days_linked: int  # unchanged day partitions hard-linked from the previous version
     seconds: float = 0.0
     catalog_rewritten: bool = False
-    columns: dict[str, list[str]] = field(default_factory=dict)
 
 
 def serving_dir(data_dir: str | Path) -> Path:
@@ -94,7 +93,6 @@ def publish(con: duckdb.DuckDBPyConnection, root: Path) -> PublishResult:
         days_linked=linked,
         seconds=round(time.perf_counter() - started, 2),
         catalog_rewritten=rewritten,
-        columns={m: list(v["columns"]) for m, v in manifest.items()},  # type: ignore[call-overload]
     )
 
 
@@ -116,7 +114,8 @@ def _select(columns: list[str]) -> str:
     return ", ".join(f'"{c}"' for c in columns)
 
 
-def _day(column: str) -> str:
+def day_sql(column: str = PARTITION_COLUMN) -> str:
+    """The UTC day of a timestamptz column as YYYY-MM-DD: the partition of its row."""
     return f"strftime(timezone('UTC', \"{column}\"), '%Y-%m-%d')"
 
 
@@ -129,7 +128,7 @@ def _publish_by_day(
     before: dict[str, object],
 ) -> tuple[int, int, dict[str, str]]:
     """Write the days whose rows changed; hard-link the others from the previous version."""
-    day = _day(PARTITION_COLUMN)
+    day = day_sql()
     checksums = day_checksums(con, mart, columns)
     same_columns = before.get("columns") == columns and previous_dir is not None
     old_days: dict[str, str] = before.get("days", {}) if same_columns else {}  # type: ignore[assignment]
@@ -156,7 +155,7 @@ def _publish_by_day(
 
 def day_checksums(con: duckdb.DuckDBPyConnection, mart: str, columns: list[str]) -> dict[str, str]:
     """Per UTC day of the mart: row count and a hash of every row (a changed day differs)."""
-    day = _day(PARTITION_COLUMN)
+    day = day_sql()
     return {
         d: str(h)
         for d, h in con.execute(

@@ -27,7 +27,7 @@ import duckdb
 import psycopg
 from psycopg import sql
 
-from shopfloor.serving import PARTITION_COLUMN, SCHEMA, day_checksums, mart_columns
+from shopfloor.serving import PARTITION_COLUMN, SCHEMA, day_checksums, day_sql, mart_columns
 
 BOOKKEEPING = "shopfloor_publish"
 PG_TYPES = {
@@ -209,17 +209,13 @@ def _sync_days(
     rows = 0
     if changed:
         listed = ", ".join(f"'{d}'" for d in changed)
-        rows = _copy(link, mart, columns, f"{_day_sql()} in ({listed})")
+        rows = _copy(link, mart, columns, f"{day_sql()} in ({listed})")
         with pg.cursor() as cur:
             cur.executemany(
                 f"insert into {BOOKKEEPING}.days values (%s, %s, %s)",
                 [(mart, d, now[d]) for d in changed],
             )
     return len(changed), rows
-
-
-def _day_sql() -> str:
-    return f"strftime(timezone('UTC', \"{PARTITION_COLUMN}\"), '%Y-%m-%d')"
 
 
 def _copy(link: _Link, mart: str, columns: list[tuple[str, str]], where: str) -> int:
