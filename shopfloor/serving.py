@@ -38,6 +38,7 @@ EXCLUDED_COLUMNS = frozenset({"technician_key"})  # a pseudonym, still a person'
 PARTITION_COLUMN = "hour_at"
 KEEP_VERSIONS = 3
 CATALOG = "bi.duckdb"
+VIEW_FORMAT = 2  # bumped when view_sql changes: existing catalogs are rewritten
 
 
 @dataclass
@@ -205,14 +206,20 @@ def view_sql(root: Path, mart: str, columns: list[str]) -> str:
     files = root / "current" / mart / "**" / "*.parquet"
     return (
         f"create or replace view {SCHEMA}.{mart} as select {_select(columns)}"
-        f" from read_parquet('{files}', hive_partitioning = false, union_by_name = true)"
+        # every file of a version has the mart's columns (a change of columns rewrites
+        # every day), so no file is opened to bind a query: a query opens each file once
+        f" from read_parquet('{files}', hive_partitioning = false)"
     )
 
 
 def _write_catalog(root: Path, manifest: dict[str, dict[str, object]]) -> bool:
     """Rewrite the catalog when the marts, their columns or the folder's place changed."""
     catalog, recorded = root / CATALOG, root / (CATALOG + ".json")
-    shape = {"root": str(root), "marts": {m: v["columns"] for m, v in manifest.items()}}
+    shape = {
+        "root": str(root),
+        "views": VIEW_FORMAT,
+        "marts": {m: v["columns"] for m, v in manifest.items()},
+    }
     if catalog.exists() and recorded.exists() and json.loads(recorded.read_text()) == shape:
         return False
     tmp = root / (CATALOG + ".tmp")
