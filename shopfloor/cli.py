@@ -654,13 +654,15 @@ def publish(data_dir: DataDirOption = "") -> None:
     Connection settings: docs/operations.md.
     """
     from shopfloor.run import publish as publish_marts
+    from shopfloor.serving import version_number
 
     settings = _settings(data_dir=data_dir)
     with _connect(settings) as con, console.status("publishing...") as status:
         result = publish_marts(con, settings, lambda text: status.update(text))
     target = " and to PostgreSQL" if settings.bi_postgres_url else ""
     console.print(
-        f"Published the marts as version {result.version}{target} in {result.seconds} s "
+        f"Published the marts as publish #{version_number(result.version)}{target}"
+        f" in {result.seconds} s "
         f"({result.days_written} day partitions written, {result.days_linked} unchanged)\n"
         f"BI catalog: [cyan]{Path(settings.serving_dir).resolve() / 'bi.duckdb'}[/]"
     )
@@ -811,8 +813,11 @@ def status(data_dir: DataDirOption = "") -> None:
         console.print(f"No warehouse yet at {path}: run `shopfloor run` (or ingest and build).")
         raise typer.Exit(0)
     if catalog.exists():
-        current = (Path(settings.serving_dir) / "current").resolve().name
-        console.print(f"Marts as published to the serving layer, version {current} ({catalog})")
+        from shopfloor.serving import current_version, version_number
+
+        current = current_version(Path(settings.serving_dir))
+        shown = f"publish #{version_number(current)}" if current else "no version yet"
+        console.print(f"Marts as published to the serving layer, {shown} ({catalog})")
     try:
         con = duckdb.connect(path, read_only=True)
     except duckdb.Error as exc:

@@ -5,24 +5,33 @@ warehouse open stops the hourly run, and the run locks BI out. So BI never opens
 warehouse. At the end of every successful run (and with `shopfloor publish`) the marts
 are published under ``<data_dir>/serving/``:
 
-* ``versions/<id>/<mart>/`` -- one published state of every mart, as Parquet. Marts
-  with an ``hour_at`` column grow with history and are split by UTC day
-  (``day=YYYY-MM-DD/``): a day whose rows did not change is hard-linked from the
-  previous version instead of written again, so publishing costs what changed.
-* ``current`` -- a symbolic link to the newest version, replaced atomically: a query
-  reads one version, and the next query reads the newest one (no reconnect).
-* ``bi.duckdb`` -- a small DuckDB catalog of views (``marts.<mart>``) over
-  ``current``; BI tools open it read-only. It is rewritten (to a new file, renamed
-  over the old) only when the marts, their columns or the folder's path change.
+* ``marts/<mart>/_shopfloor_version=<id>/`` -- the mart as one published version
+  wrote it, as Parquet. Marts with an ``hour_at`` column grow with history and are
+  split by UTC day (``day=YYYY-MM-DD/``): a day whose rows did not change is
+  hard-linked from the previous version instead of written again, so publishing costs
+  what changed. A version's files never change once they are in place.
+* ``CURRENT`` -- one line per kept version, ``<id> <switch time>``, replaced in one
+  rename: the switch time is taken once the version's files are all in place.
+* ``versions/<id>.json`` -- what each version holds (columns, day checksums).
+* ``bi.duckdb`` -- a small DuckDB catalog of views (``marts.<mart>``); BI tools open it
+  read-only. A view reads one version's files, by their own paths: a publish during a
+  query never changes a file the query reads. DuckDB lists a query's files when it
+  binds the query and reads ``CURRENT`` when it runs it; the view takes the newest
+  version switched to before the query *started*, whose files were in place before the
+  listing, and every mart in one query takes the same version. Version ids count
+  down, so the file DuckDB opens to bind a view belongs to the newest version, never
+  to one being removed. The catalog is rewritten (to a new file, renamed over the
+  old) only when the marts, their columns or the folder's path change.
 
 Never published: the ``raw`` and staging schemas, the ``ml`` tables, and any column
-derived from technicians (``EXCLUDED_COLUMNS``). Older versions are removed once
-``KEEP_VERSIONS`` newer ones exist (a reader that started a query on one keeps its
-open files).
+derived from technicians (``EXCLUDED_COLUMNS``). A version is removed once
+``KEEP_VERSIONS`` newer ones exist and it was replaced more than ``RETAIN_SECONDS`` ago,
+longer than any BI query runs.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -36,9 +45,12 @@ import duckdb
 SCHEMA = "marts"
 EXCLUDED_COLUMNS = frozenset({"technician_key"})  # a pseudonym, still a person's
 PARTITION_COLUMN = "hour_at"
-KEEP_VERSIONS = 3
+KEEP_VERSIONS = 2
+RETAIN_SECONDS = 15 * 60
 CATALOG = "bi.duckdb"
-VIEW_FORMAT = 2  # bumped when view_sql changes: existing catalogs are rewritten
+VIEW_FORMAT = 4  # bumped when view_sql changes: existing catalogs are rewritten
+VERSION_KEY = "_shopfloor_version"  # the folder level naming a version; never a mart column
+_TOP = 9_999_999_999  # version ids count down from here: the newest sorts first
 
 
 @dataclass
@@ -60,41 +72,80 @@ def publish(con: duckdb.DuckDBPyConnection, root: Path) -> PublishResult:
     """Publish every mart of the warehouse `con` to the serving folder `root`."""
     started = time.perf_counter()
     root = root.resolve()
-    (root / "versions").mkdir(parents=True, exist_ok=True)
-    previous_dir = _current(root)
-    previous = _manifest(previous_dir) if previous_dir else {}
-    version = _new_version_id(root)
-    target = root / "versions" / version
-    target.mkdir()
-    manifest: dict[str, dict[str, object]] = {}
+    shutil.rmtree(root / "staging", ignore_errors=True)  # what a crashed publish left
+    for folder in ("marts", "versions", "staging"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    previous = newest_version(root)
+    before_all = _manifest(root, previous) if previous else {}
+    version = _next_version(root)
+    staging = root / "staging" / version
+    marts: dict[str, dict[str, object]] = {}
     written = linked = 0
     for mart, typed in mart_columns(con).items():
         columns = [c for c, _ in typed]
         types = [t for _, t in typed]
         # a day file may be reused only if its columns and their types are the same
-        before = previous.get(mart, {})
+        before = before_all.get(mart, {})
         if before.get("types") != types:
             before = {}
+        out = staging / mart
         if PARTITION_COLUMN in columns:
-            w, lnk, days = _publish_by_day(con, mart, columns, target, previous_dir, before)
+            old = root / "marts" / mart / f"{VERSION_KEY}={previous}" if before else None
+            w, lnk, days = _publish_by_day(con, mart, columns, out, old, before)
             written, linked = written + w, linked + lnk
-            manifest[mart] = {"columns": columns, "types": types, "days": days}
+            marts[mart] = {"columns": columns, "types": types, "days": days}
         else:
-            _copy(con, f"select {_select(columns)} from {SCHEMA}.{mart}", target / mart)
-            manifest[mart] = {"columns": columns, "types": types}
-    (target / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    _point_current(root, target)
-    rewritten = _write_catalog(root, manifest)
-    _prune(root)
+            _copy(con, f"select {_select(columns)} from {SCHEMA}.{mart}", out)
+            marts[mart] = {"columns": columns, "types": types}
+    record = {"published_at": datetime.now(UTC).isoformat(), "marts": marts}
+    _write_atomically(root / "versions" / f"{version}.json", json.dumps(record, indent=1))
+    for mart in marts:  # complete files only ever appear under marts/
+        (root / "marts" / mart).mkdir(exist_ok=True)
+        os.replace(staging / mart, root / "marts" / mart / f"{VERSION_KEY}={version}")
+    staging.rmdir()
+    # queries that start from now on read the new version: its files are all in place
+    entries = [(version, int(time.time() * 1e6)), *_pointer(root)]
+    kept = _retained(entries)
+    _write_atomically(root / "CURRENT", "".join(f"{v} {us}\n" for v, us in kept))
+    rewritten = _write_catalog(root, marts)  # its views read CURRENT: written after it
+    _prune(root, {v for v, _ in kept})
     return PublishResult(
         version=version,
-        path=target,
-        marts=len(manifest),
+        path=root,
+        marts=len(marts),
         days_written=written,
         days_linked=linked,
         seconds=round(time.perf_counter() - started, 2),
         catalog_rewritten=rewritten,
     )
+
+
+def _pointer(root: Path) -> list[tuple[str, int]]:
+    """CURRENT's entries, newest first: (version id, switch time in microseconds)."""
+    try:
+        lines = (root / "CURRENT").read_text().splitlines()
+        entries = [(v, int(us)) for v, us in (line.split() for line in lines if line.strip())]
+    except (FileNotFoundError, ValueError):
+        return []
+    return sorted(entries, key=lambda e: e[1], reverse=True)
+
+
+def newest_version(root: Path) -> str | None:
+    """The id of the last version published, or None before the first publish."""
+    entries = _pointer(root)
+    return entries[0][0] if entries else None
+
+
+def current_version(root: Path) -> str | None:
+    """The id of the version a query starting now reads, or None before the first publish."""
+    now_us = time.time() * 1e6
+    entries = _pointer(root)
+    return next((v for v, us in entries if us <= now_us), newest_version(root))
+
+
+def version_number(version: str) -> int:
+    """The publish count a version id stands for (1 for the first publish)."""
+    return _TOP - int(version)
 
 
 def mart_columns(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[str, str]]]:
@@ -124,7 +175,7 @@ def _publish_by_day(
     con: duckdb.DuckDBPyConnection,
     mart: str,
     columns: list[str],
-    target: Path,
+    out: Path,
     previous_dir: Path | None,
     before: dict[str, object],
 ) -> tuple[int, int, dict[str, str]]:
@@ -134,11 +185,10 @@ def _publish_by_day(
     same_columns = before.get("columns") == columns and previous_dir is not None
     old_days: dict[str, str] = before.get("days", {}) if same_columns else {}  # type: ignore[assignment]
     changed = sorted(d for d, h in checksums.items() if old_days.get(d) != h)
-    out = target / mart
     out.mkdir(parents=True)
     for d in sorted(set(checksums) - set(changed)):
         assert previous_dir is not None
-        src = previous_dir / mart / f"day={d}"
+        src = previous_dir / f"day={d}"
         (out / f"day={d}").mkdir()
         for file in src.iterdir():
             os.link(file, out / f"day={d}" / file.name)
@@ -150,7 +200,7 @@ def _publish_by_day(
             " (format parquet, partition_by (day), overwrite_or_ignore)"
         )
     if not checksums:  # no rows yet: one empty file keeps the view's columns
-        _copy(con, f"select {_select(columns)} from {SCHEMA}.{mart} limit 0", out / "empty")
+        _copy(con, f"select {_select(columns)} from {SCHEMA}.{mart} limit 0", out / "day=none")
     return len(changed), len(checksums) - len(changed), checksums
 
 
@@ -171,54 +221,63 @@ def _copy(con: duckdb.DuckDBPyConnection, query: str, folder: Path) -> None:
     con.execute(f"copy ({query}) to '{folder / 'data.parquet'}' (format parquet)")
 
 
-def _current(root: Path) -> Path | None:
-    link = root / "current"
-    return link.resolve() if link.exists() else None
-
-
-def _manifest(version_dir: Path) -> dict[str, dict[str, object]]:
+def _manifest(root: Path, version: str) -> dict[str, dict[str, object]]:
     try:
-        loaded = json.loads((version_dir / "manifest.json").read_text())
+        loaded = json.loads((root / "versions" / f"{version}.json").read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return {}
-    return loaded if isinstance(loaded, dict) else {}
+    marts = loaded.get("marts") if isinstance(loaded, dict) else None
+    return marts if isinstance(marts, dict) else {}
 
 
-def _new_version_id(root: Path) -> str:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    n = 0
-    while (root / "versions" / f"{stamp}-{n}").exists():
-        n += 1
-    return f"{stamp}-{n}"
+def _versions(root: Path) -> list[str]:
+    """Every version with a record, newest first."""
+    return sorted(p.stem for p in (root / "versions").glob("*.json") if p.stem.isdigit())
 
 
-def _point_current(root: Path, target: Path) -> None:
-    """Swap the `current` link in one rename: a reader sees the old or the new version."""
-    tmp, link = root / "current.tmp", root / "current"
-    tmp.unlink(missing_ok=True)
-    tmp.symlink_to(Path("versions") / target.name)
-    if link.is_dir() and not link.is_symlink():
-        shutil.rmtree(link)  # a copy of the folder that followed the link: a folder now
-    os.replace(tmp, link)
+def _next_version(root: Path) -> str:
+    ids = _versions(root) + [
+        v.name.removeprefix(f"{VERSION_KEY}=") for v in (root / "marts").glob(f"*/{VERSION_KEY}=*")
+    ]
+    newest = min((int(v) for v in ids if v.isdigit()), default=_TOP)
+    return f"{newest - 1:010d}"
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _glob(root: Path, mart: str, columns: list[str]) -> str:
+    depth = "*/*/*.parquet" if PARTITION_COLUMN in columns else "*/*.parquet"
+    return str(root / "marts" / mart / depth)
 
 
 def view_sql(root: Path, mart: str, columns: list[str]) -> str:
-    files = root / "current" / mart / "**" / "*.parquet"
+    # the version is chosen when the query runs (DuckDB then skips the other versions'
+    # files): the newest one published before the query started, the same for every
+    # mart the query reads
+    pointer = (
+        f"select version from read_csv('{root / 'CURRENT'}', delim = ' ', header = false,"
+        " auto_detect = false, columns = {'version': 'varchar', 'switch_us': 'bigint'})"
+        " order by switch_us <= epoch_us(get_current_timestamp()) desc, switch_us desc limit 1"
+    )
     return (
         f"create or replace view {SCHEMA}.{mart} as select {_select(columns)}"
-        # every file of a version has the mart's columns (a change of columns rewrites
-        # every day), so no file is opened to bind a query: a query opens each file once
-        f" from read_parquet('{files}', hive_partitioning = false)"
+        f" from read_parquet('{_glob(root, mart, columns)}', hive_partitioning = true,"
+        f" hive_types = {{'{VERSION_KEY}': varchar}}, hive_types_autocast = false)"
+        f" where {VERSION_KEY} = ({pointer})"
     )
 
 
-def _write_catalog(root: Path, manifest: dict[str, dict[str, object]]) -> bool:
+def _write_catalog(root: Path, marts: dict[str, dict[str, object]]) -> bool:
     """Rewrite the catalog when the marts, their columns or the folder's place changed."""
     catalog, recorded = root / CATALOG, root / (CATALOG + ".json")
     shape = {
         "root": str(root),
         "views": VIEW_FORMAT,
-        "marts": {m: v["columns"] for m, v in manifest.items()},
+        "marts": {m: v["columns"] for m, v in marts.items()},
     }
     if catalog.exists() and recorded.exists() and json.loads(recorded.read_text()) == shape:
         return False
@@ -226,16 +285,37 @@ def _write_catalog(root: Path, manifest: dict[str, dict[str, object]]) -> bool:
     tmp.unlink(missing_ok=True)
     with duckdb.connect(str(tmp)) as con:
         con.execute(f"create schema {SCHEMA}")
-        for mart, columns in manifest.items():
+        for mart, columns in marts.items():
             con.execute(view_sql(root, mart, list(columns["columns"])))  # type: ignore[call-overload]
     os.replace(tmp, catalog)
     recorded.write_text(json.dumps(shape))
     return True
 
 
-def _prune(root: Path) -> None:
-    current = _current(root)
-    versions = sorted((root / "versions").iterdir(), key=lambda p: p.name)
-    for old in versions[:-KEEP_VERSIONS]:
-        if old != current:
-            shutil.rmtree(old, ignore_errors=True)
+def _retained(entries: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """The versions a query may still be reading: the newest ones, and any replaced less
+    than RETAIN_SECONDS ago (newest first, as given)."""
+    now_us = time.time() * 1e6
+    kept = entries[:KEEP_VERSIONS]
+    for (_, replaced_us), old in itertools.pairwise(entries):
+        if old not in kept and now_us - replaced_us < RETAIN_SECONDS * 1e6:
+            kept.append(old)
+    return kept
+
+
+def _prune(root: Path, keep: set[str]) -> None:
+    """Remove the versions not kept, and leftovers of other layouts."""
+    for folder in (root / "marts").glob(f"*/{VERSION_KEY}=*"):
+        if folder.name.removeprefix(f"{VERSION_KEY}=") not in keep:
+            shutil.rmtree(folder, ignore_errors=True)
+    for record in (root / "versions").glob("*.json"):
+        if record.stem not in keep:
+            record.unlink(missing_ok=True)
+    for mart in (root / "marts").iterdir():
+        if mart.is_dir() and not any(mart.iterdir()):
+            mart.rmdir()
+    for leftover in (root / "versions").iterdir():  # a folder per version, an older layout
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+    if (root / "current").is_symlink():
+        (root / "current").unlink()
