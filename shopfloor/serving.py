@@ -37,7 +37,7 @@ import os
 import shutil
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -50,7 +50,9 @@ RETAIN_SECONDS = 15 * 60
 CATALOG = "bi.duckdb"
 VIEW_FORMAT = 4  # bumped when view_sql changes: existing catalogs are rewritten
 VERSION_KEY = "_shopfloor_version"  # the folder level naming a version; never a mart column
-_TOP = 9_999_999_999  # version ids count down from here: the newest sorts first
+_TOP = 9_999_999_999
+_DAY_US = 86_400_000_000
+_EPOCH = date(1970, 1, 1)  # version ids count down from here: the newest sorts first
 
 
 @dataclass
@@ -166,9 +168,20 @@ def _select(columns: list[str]) -> str:
     return ", ".join(f'"{c}"' for c in columns)
 
 
+def _day_number(column: str = PARTITION_COLUMN) -> str:
+    """Days since 1970-01-01 UTC: cheap to group and filter on (no text per row)."""
+    return f'epoch_us("{column}") // {_DAY_US}'
+
+
 def day_sql(column: str = PARTITION_COLUMN) -> str:
     """The UTC day of a timestamptz column as YYYY-MM-DD: the partition of its row."""
-    return f"strftime(timezone('UTC', \"{column}\"), '%Y-%m-%d')"
+    return f"strftime(make_timestamp({_day_number(column)} * {_DAY_US}), '%Y-%m-%d')"
+
+
+def in_days_sql(days: list[str], column: str = PARTITION_COLUMN) -> str:
+    """A condition: the row's UTC day is one of `days` (YYYY-MM-DD)."""
+    numbers = ", ".join(str((date.fromisoformat(d) - _EPOCH).days) for d in days)
+    return f"{_day_number(column)} in ({numbers})"
 
 
 def _publish_by_day(
@@ -193,10 +206,9 @@ def _publish_by_day(
         for file in src.iterdir():
             os.link(file, out / f"day={d}" / file.name)
     if changed:
-        listed = ", ".join(f"'{d}'" for d in changed)
         con.execute(
             f"copy (select {_select(columns)}, {day} as day from {SCHEMA}.{mart}"
-            f" where {day} in ({listed})) to '{out}'"
+            f" where {in_days_sql(changed)}) to '{out}'"
             " (format parquet, partition_by (day), overwrite_or_ignore)"
         )
     if not checksums:  # no rows yet: one empty file keeps the view's columns
@@ -206,12 +218,12 @@ def _publish_by_day(
 
 def day_checksums(con: duckdb.DuckDBPyConnection, mart: str, columns: list[str]) -> dict[str, str]:
     """Per UTC day of the mart: row count and a hash of every row (a changed day differs)."""
-    day = day_sql()
     return {
         d: str(h)
         for d, h in con.execute(
-            f"select {day} as day, count(*) || ':' || sum(hash({_select(columns)}))"
-            f" from {SCHEMA}.{mart} group by day"
+            f"select strftime(make_timestamp(day * {_DAY_US}), '%Y-%m-%d'), checksum from"
+            f" (select {_day_number()} as day, count(*) || ':' || sum(hash({_select(columns)}))"
+            f" as checksum from {SCHEMA}.{mart} group by day)"
         ).fetchall()
     }
 

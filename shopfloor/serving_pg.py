@@ -27,7 +27,7 @@ import duckdb
 import psycopg
 from psycopg import sql
 
-from shopfloor.serving import PARTITION_COLUMN, SCHEMA, day_checksums, day_sql, mart_columns
+from shopfloor.serving import PARTITION_COLUMN, SCHEMA, day_checksums, in_days_sql, mart_columns
 
 BOOKKEEPING = "shopfloor_publish"
 PG_TYPES = {
@@ -208,8 +208,7 @@ def _sync_days(
     )
     rows = 0
     if changed:
-        listed = ", ".join(f"'{d}'" for d in changed)
-        rows = _copy(link, mart, columns, f"{day_sql()} in ({listed})")
+        rows = _copy(link, mart, columns, in_days_sql(changed))
         with pg.cursor() as cur:
             cur.executemany(
                 f"insert into {BOOKKEEPING}.days values (%s, %s, %s)",
