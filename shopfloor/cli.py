@@ -669,6 +669,94 @@ def publish(data_dir: DataDirOption = "") -> None:
 
 
 @app.command()
+def backup(
+    destination: Annotated[
+        str, typer.Argument(help="A folder, or an fsspec URL such as s3://bucket/backups.")
+    ],
+    data_dir: DataDirOption = "",
+    wait: Annotated[
+        float, typer.Option(help="Seconds to wait for a run in progress to finish.")
+    ] = 900.0,
+) -> None:
+    """Back up what cannot be rebuilt: warehouse, model versions, pseudonymisation key,
+    quarantined originals and the run log, as one consistent snapshot.
+
+    Waits for a run in progress, then holds the run lock only while the files are copied
+    locally; the upload to DESTINATION happens after. What is rebuilt instead, and the
+    recovery point and time: docs/operations.md (Backup and restore).
+    """
+    from shopfloor.backup import BackupError, take
+    from shopfloor.run import EXIT_BUSY, PipelineBusyError
+
+    settings = _settings(data_dir=data_dir)
+    try:
+        with console.status("backing up...") as status:
+            result = take(settings, destination, wait, lambda text: status.update(text))
+    except PipelineBusyError as exc:
+        console.print(f"[yellow]{exc}[/]; no backup taken (exit {EXIT_BUSY})")
+        raise typer.Exit(EXIT_BUSY) from exc
+    except BackupError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from exc
+    console.print(
+        f"Backed up {result.files} files ({result.bytes / 1e6:,.1f} MB) to "
+        f"[cyan]{result.location}[/] in {result.seconds} s "
+        f"(runs held back {result.locked_seconds} s)",
+        soft_wrap=True,
+    )
+    if not result.key_in_backup:
+        console.print(
+            "[yellow]The pseudonymisation key comes from SHOPFLOOR_PSEUDONYM_KEY and is not "
+            "in the backup: keep it with the backup.[/]"
+        )
+
+
+@app.command()
+def restore(
+    source: Annotated[
+        str, typer.Argument(help="A backup, or a folder/URL of backups (the newest is used).")
+    ],
+    data_dir: DataDirOption = "",
+    force: Annotated[
+        bool, typer.Option(help="Replace the warehouse, models and key already in DATA_DIR.")
+    ] = False,
+) -> None:
+    """Restore a backup into the data folder; the next `shopfloor run` catches up.
+
+    Checks every file against the backup's checksums before anything is replaced. The
+    next run loads the landing files that arrived after the backup and republishes the
+    serving layer.
+    """
+    from shopfloor.backup import BackupError
+    from shopfloor.backup import restore as restore_backup
+    from shopfloor.run import EXIT_BUSY, PipelineBusyError
+
+    settings = _settings(data_dir=data_dir)
+    try:
+        with console.status("restoring...") as status:
+            result = restore_backup(
+                settings, source, force, on_step=lambda text: status.update(text)
+            )
+    except PipelineBusyError as exc:
+        console.print(f"[yellow]{exc}[/]; nothing restored (exit {EXIT_BUSY})")
+        raise typer.Exit(EXIT_BUSY) from exc
+    except BackupError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from exc
+    console.print(
+        f"Restored the backup of {result.created_at} ({result.files} files, "
+        f"{result.bytes / 1e6:,.1f} MB) into {settings.data} in {result.seconds} s; "
+        "next: `shopfloor run`",
+        soft_wrap=True,
+    )
+    if not result.key_in_backup:
+        console.print(
+            "[yellow]This backup has no pseudonymisation key: set SHOPFLOOR_PSEUDONYM_KEY to "
+            "the key the backed-up data folder used.[/]"
+        )
+
+
+@app.command()
 def run(
     landing: LandingOption = "",
     data_dir: DataDirOption = "",

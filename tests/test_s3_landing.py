@@ -2,50 +2,28 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import duckdb
 import pytest
-from moto.server import ThreadedMotoServer
 
 from ingestion.listing import ListingPolicy
 from ingestion.pipeline import IngestConfig, run_ingest
 from shopfloor.simulator.defects import DefectRates
 from shopfloor.simulator.fleet import FleetConfig
 from shopfloor.simulator.simulate import SimulationConfig, simulate
+from tests.s3 import s3_server
 
 # S3 dates every object by its upload (just now): the uploads are complete
 SETTLED = ListingPolicy(settle_s=0)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture()
 def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": endpoint,
-        "SHOPFLOOR_PSEUDONYM_KEY": "k",
-    }.items():
-        monkeypatch.setenv(key, value)
-    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="plant")
-    try:
+    monkeypatch.setenv("SHOPFLOOR_PSEUDONYM_KEY", "k")
+    with s3_server(monkeypatch, bucket="plant") as endpoint:
         yield endpoint
-    finally:
-        server.stop()
 
 
 def test_s3_landing_area_loads_like_a_local_folder(s3: str, tmp_path: Path) -> None:
