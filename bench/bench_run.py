@@ -59,13 +59,15 @@ def fleet(root: Path, hours: int, interval: int) -> None:
     )
 
 
-def child_run(data: Path, landing: Path) -> dict:
+def child_run(data: Path, landing: Path, key: str | None = "bench") -> dict:
+    """One `shopfloor run` in a child process (key None: the data folder's key file)."""
     started = time.perf_counter()
+    env = {k: v for k, v in os.environ.items() if k != "SHOPFLOOR_PSEUDONYM_KEY"}
     out = subprocess.run(
         [sys.executable, "-c", _CHILD, str(data), str(landing)],
         capture_output=True,
         text=True,
-        env={**os.environ, "SHOPFLOOR_PSEUDONYM_KEY": "bench"},
+        env={**env, "SHOPFLOOR_PSEUDONYM_KEY": key} if key else env,
     )
     if out.returncode:
         raise SystemExit(out.stderr[-3000:])

@@ -41,7 +41,7 @@ from typing import Any
 import duckdb
 import fsspec
 
-from shopfloor.run import pipeline_lock
+from shopfloor.run import WarehouseBusyError, busy_message, lock_holder, pipeline_lock
 from shopfloor.settings import Settings
 
 MANIFEST = "manifest.json"
@@ -103,11 +103,12 @@ def take(
     staging = settings.data / ".backup" / backup_id
     shutil.rmtree(staging.parent, ignore_errors=True)  # what an interrupted backup left
     on_step("waiting for a run in progress to finish")
+    deadline = time.monotonic() + wait_s
     with pipeline_lock(str(settings.data), wait_s):
         locked = time.perf_counter()
         on_step("copying the warehouse")
         # a writer connection: no other process writes the file while it is copied
-        with duckdb.connect(str(warehouse)) as con:
+        with _writer(settings, deadline) as con:
             con.execute("checkpoint")
             counts = _counts(con)
             for name, path in _items(settings).items():
@@ -215,6 +216,21 @@ def _find(source: str) -> tuple[Any, str]:
     if not complete:
         raise BackupError(f"no complete backup at {source} (a backup folder has {MANIFEST})")
     return fs, complete[-1]
+
+
+def _writer(settings: Settings, deadline: float) -> duckdb.DuckDBPyConnection:
+    """A writer connection to the warehouse, once no other process holds it (a run that
+    released the run lock may still be closing its connection)."""
+    while True:
+        try:
+            return duckdb.connect(settings.warehouse)
+        except duckdb.IOException as exc:
+            holder = lock_holder(str(exc))
+            if holder is None:
+                raise
+            if time.monotonic() >= deadline:
+                raise WarehouseBusyError(busy_message(settings, holder)) from None
+            time.sleep(0.5)
 
 
 def _counts(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:

@@ -686,13 +686,13 @@ def backup(
     recovery point and time: docs/operations.md (Backup and restore).
     """
     from shopfloor.backup import BackupError, take
-    from shopfloor.run import EXIT_BUSY, PipelineBusyError
+    from shopfloor.run import EXIT_BUSY, PipelineBusyError, WarehouseBusyError
 
     settings = _settings(data_dir=data_dir)
     try:
         with console.status("backing up...") as status:
             result = take(settings, destination, wait, lambda text: status.update(text))
-    except PipelineBusyError as exc:
+    except (PipelineBusyError, WarehouseBusyError) as exc:
         console.print(f"[yellow]{exc}[/]; no backup taken (exit {EXIT_BUSY})")
         raise typer.Exit(EXIT_BUSY) from exc
     except BackupError as exc:

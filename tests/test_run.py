@@ -1,10 +1,12 @@
 """`shopfloor run` end to end, as a scheduler runs it: real files, real DuckDB, real dbt,
-a real model fit; then one more hour of files; concurrent runs; a run killed mid-way."""
+a real model fit; then one more hour of files, backed up while it runs; the data folder
+lost and restored; a run killed mid-way; concurrent runs."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -62,6 +64,10 @@ def duplicates(data: Path) -> dict[str, int]:
     }
 
 
+TECHNICIAN_KEYS = (
+    "select count(distinct technician_key), sum(distinct hash(technician_key))"
+    " from marts.fct_maintenance_events"
+)
 HOURS_CHECKSUM = (
     "select count(*), sum(hash(machine_id, hour_at, completeness)) from marts.fct_machine_hours"
 )
@@ -97,12 +103,23 @@ def test_run_then_one_more_hour_then_nothing_new(plant: tuple[Path, Path]) -> No
         one(data, "select count(*) from marts.fct_machine_risk where risk is not null") == MACHINES
     )
 
-    # the machines write one more hour
+    # the machines write one more hour; a backup asked for during the run waits for it
     newest = one(data, "select max(hour_at) from marts.fct_machine_hours")
     readings = one(data, "select count(*) from raw.telemetry_readings")
     simulate_hours(landing.parent, HOURS + 1)
-    second = shopfloor_run(data, landing)
-    assert second.returncode == 0, second.stdout[-4000:]
+    env = {**os.environ, "COLUMNS": "160", "SHOPFLOOR_PSEUDONYM_KEY": "k"}
+    second = subprocess.Popen(run_cmd(data, landing), stdout=subprocess.PIPE, text=True, env=env)
+    _wait_for_stage(data, {"ingest", "build", "score", "risk"}, second)
+    backups = data.parent / "backups"
+    backup = subprocess.run(
+        ["shopfloor", "backup", str(backups), "--data-dir", str(data)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    out, _ = second.communicate(timeout=600)
+    assert second.returncode == 0, out[-4000:]
+    assert backup.returncode == 0 and "Backed up" in backup.stdout, backup.stdout + backup.stderr
     run2 = last_run(data)
     assert not run2["trained"] and 1 <= run2["files_new"] <= MACHINES + 2
     new_hour = one(data, "select max(hour_at) from marts.fct_machine_hours")
@@ -120,11 +137,25 @@ def test_run_then_one_more_hour_then_nothing_new(plant: tuple[Path, Path]) -> No
     assert run2["hours_scored"] >= scored_new
     assert duplicates(data) == {"raw readings": 0, "machine hours": 0, "scores": 0}
 
-    # nothing new, and the run is killed -9 in the middle of its dbt build: the next run
-    # says so, resumes, and nothing has changed
+    # the data folder is lost; the backup taken during that run brings back all of it
     before = one(data, HOURS_CHECKSUM)
     scores_before = one(data, "select count(*) from ml.machine_hour_scores")
-    env = {**os.environ, "COLUMNS": "160", "SHOPFLOOR_PSEUDONYM_KEY": "k"}
+    readings = one(data, "select count(*) from raw.telemetry_readings")
+    technicians = one(data, TECHNICIAN_KEYS)
+    assert technicians[0] > 0
+    shutil.rmtree(data)
+    restored = subprocess.run(
+        ["shopfloor", "restore", str(backups), "--data-dir", str(data)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert restored.returncode == 0 and "Restored" in restored.stdout, restored.stdout
+    assert one(data, HOURS_CHECKSUM) == before
+    assert one(data, "select count(*) from raw.telemetry_readings") == readings
+
+    # nothing new, and the run is killed -9 in the middle of its dbt build: the next run
+    # says so, resumes, and nothing has changed (the restored folder holds everything)
     killed = subprocess.Popen(run_cmd(data, landing), stdout=subprocess.DEVNULL, env=env)
     _wait_for_stage(data, {"build"}, killed)
     time.sleep(2)
@@ -138,6 +169,9 @@ def test_run_then_one_more_hour_then_nothing_new(plant: tuple[Path, Path]) -> No
     assert run3["files_new"] == 0 and run3["hours_scored"] == 0
     assert one(data, HOURS_CHECKSUM) == before
     assert one(data, "select count(*) from ml.machine_hour_scores") == scores_before
+    assert one(data, "select count(*) from raw.telemetry_readings") == readings
+    assert one(data, TECHNICIAN_KEYS) == technicians
+    assert duplicates(data) == {"raw readings": 0, "machine hours": 0, "scores": 0}
 
     # the model trained two runs ago still gets its report, on the hours as they are now
     report = subprocess.run(
