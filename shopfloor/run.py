@@ -57,6 +57,9 @@ class RunSummary:
     error: str | None = None
     resumed_after_crash: dict[str, Any] | None = None
     stages_s: dict[str, float] = field(default_factory=dict)
+    peak_rss_mb: dict[str, float] = field(
+        default_factory=dict
+    )  # the process's peak after each stage
     files_new: int = 0
     files_loaded: int = 0
     files_partial: int = 0
@@ -83,6 +86,13 @@ class RunSummary:
         if self.status == "busy":
             return EXIT_BUSY
         return EXIT_OK if self.status == "succeeded" else EXIT_FAILED
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory so far (Linux reports kilobytes)."""
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def _now() -> str:
@@ -187,6 +197,7 @@ def run_pipeline(
                 started = time.perf_counter()
                 step(ctx)
                 summary.stages_s[stage] = round(time.perf_counter() - started, 2)
+                summary.peak_rss_mb[stage] = _peak_rss_mb()
                 if summary.status == "failed":
                     break
             else:

@@ -1,0 +1,302 @@
+"""Capacity: how big the plant's data is, how fast it grows, and what the hourly run costs,
+measured on the plant's own warehouse, data folder and run log (no constants).
+
+Per layer, the bytes per machine-day observed so far: the machine files as they
+landed (``raw.landing_files``), the warehouse file (raw tables, marts and scores), the
+serving snapshot (its newest version), the model versions and the quarantine. From
+the run log: the hourly runs' seconds per stage and peak memory. Projected to 1, 3 and
+5 years for the current fleet and a planned one, with the headroom left against the
+hourly SLA and against the free disk.
+
+Projections are linear: storage in machine-days, and each stage's time in machines
+(files per hour) apart from start-up, an upper bound for stages with fixed costs.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from shopfloor.settings import Settings
+
+YEARS = (1, 3, 5)
+STAGES = ("startup", "ingest", "build", "score", "risk", "publish")
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    bytes: int
+    grows: bool = True  # with machine-days (the models and the catalog do not)
+
+
+@dataclass
+class Capacity:
+    machines: int
+    machine_days: float
+    layers: list[Layer]
+    rows: dict[str, int]  # table -> rows
+    stage_seconds: dict[str, float]  # median over the hourly runs
+    stage_peak_rss_mb: dict[str, float]  # median of the run's peak memory after each stage
+    hourly_runs: int
+    disk_free_bytes: int
+    sla_minutes: float
+
+    @property
+    def peak_rss_mb(self) -> float | None:
+        return max(self.stage_peak_rss_mb.values(), default=None)
+
+    @property
+    def days(self) -> float:
+        return self.machine_days / self.machines if self.machines else 0.0
+
+    def per_machine_day(self, value: float) -> float:
+        return value / self.machine_days if self.machine_days else 0.0
+
+    @property
+    def run_seconds(self) -> float:
+        return sum(self.stage_seconds.values())
+
+    def run_seconds_at(self, machines: int) -> float:
+        """The hourly run at `machines`, every stage but start-up scaled with the fleet."""
+        scale = machines / self.machines if self.machines else 1.0
+        return sum(s if name == "startup" else s * scale for name, s in self.stage_seconds.items())
+
+    def bytes_at(self, machines: int, years: int) -> dict[str, float]:
+        days = 365 * years
+        return {
+            layer.name: (
+                self.per_machine_day(layer.bytes) * machines * days if layer.grows else layer.bytes
+            )
+            for layer in self.layers
+        }
+
+
+def measure(settings: Settings, sla_minutes: float = 15.0) -> Capacity:
+    """Measure the data folder `settings` points at."""
+    warehouse = Path(settings.warehouse)
+    if not warehouse.exists():
+        raise FileNotFoundError(f"no warehouse at {warehouse}: run `shopfloor run` first")
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        landed = con.sql(
+            """
+            select
+                count(distinct machine_id),
+                count(distinct (machine_id, file_hour_at)) / 24.0,
+                coalesce(sum(size_bytes), 0)
+            from (
+                select machine_id, file_hour_at, size_bytes
+                from raw.landing_files
+                where machine_id is not null and file_hour_at is not null
+                qualify row_number() over (
+                    partition by relative_path order by ingested_at desc
+                ) = 1
+            )
+            """
+        ).fetchone()
+        assert landed is not None
+        machines, machine_days, landing_bytes = int(landed[0]), float(landed[1]), int(landed[2])
+        rows = {
+            f"{schema}.{table}": int(count)
+            for schema, table, count in con.sql(
+                "select schema_name, table_name, estimated_size from duckdb_tables()"
+                " where schema_name in ('raw', 'marts', 'ml') order by all"
+            ).fetchall()
+        }
+        for table in ("raw.telemetry_readings", "marts.fct_machine_hours"):
+            if table in rows:  # exact for the tables the report shows per machine-day
+                counted = con.sql(f"select count(*) from {table}").fetchone()
+                rows[table] = int(counted[0]) if counted else 0
+    layers = [
+        Layer("machine files (landing)", landing_bytes),
+        Layer("warehouse (raw, marts, scores)", _size(warehouse)),
+        Layer("serving snapshot", _serving_bytes(Path(settings.serving_dir))),
+        Layer("quarantine", _size(settings.data / "quarantine")),
+        Layer("model versions", _size(Path(settings.values["models_dir"])), grows=False),
+    ]
+    runs = _hourly_runs(settings.data / "runs.jsonl", machines)
+    stage_seconds = _median_by_stage([r.get("stages_s", {}) for r in runs])
+    stage_peaks = _median_by_stage([r.get("peak_rss_mb") or {} for r in runs])
+    return Capacity(
+        machines=machines,
+        machine_days=machine_days,
+        layers=layers,
+        rows=rows,
+        stage_seconds=stage_seconds,
+        stage_peak_rss_mb=stage_peaks,
+        hourly_runs=len(runs),
+        disk_free_bytes=shutil.disk_usage(settings.data).free,
+        sla_minutes=sla_minutes,
+    )
+
+
+def _median_by_stage(per_run: list[dict[str, float]]) -> dict[str, float]:
+    return {
+        stage: statistics.median(values)
+        for stage in STAGES
+        if (values := [r[stage] for r in per_run if stage in r])
+    }
+
+
+def _hourly_runs(log: Path, machines: int) -> list[dict[str, Any]]:
+    """The succeeded runs that loaded about one hour of files (not a first load)."""
+    if not log.exists():
+        return []
+    runs = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    return [
+        r
+        for r in runs
+        if r.get("status") == "succeeded"
+        and 0 < r.get("files_new", 0) <= 2 * max(machines, 1)
+        and not r.get("trained")
+    ][-24:]
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    if not path.is_dir():
+        return 0
+    seen: set[int] = set()  # hard links count once
+    total = 0
+    for p in path.rglob("*"):
+        if p.is_file() and not p.is_symlink():
+            st = p.stat()
+            if st.st_ino not in seen:
+                seen.add(st.st_ino)
+                total += st.st_size
+    return total
+
+
+def _serving_bytes(root: Path) -> int:
+    """The newest published version: what BI reads (older versions are hard links)."""
+    from shopfloor.serving import VERSION_KEY, newest_version
+
+    newest = newest_version(root)
+    if newest is None:
+        return 0
+    return sum(_size(mart / f"{VERSION_KEY}={newest}") for mart in (root / "marts").iterdir())
+
+
+Table = tuple[str, list[str], list[list[str]]]  # title, header, rows
+
+
+def tables(capacity: Capacity, planned: int) -> list[Table]:
+    """The report's tables, for the terminal and for Markdown alike."""
+    c = capacity
+    fleets = sorted({c.machines, planned})
+    storage = [
+        [
+            layer.name,
+            _mb(layer.bytes),
+            _mb(c.per_machine_day(layer.bytes)) if layer.grows else "(fixed)",
+            *[_gb(c.bytes_at(m, y)[layer.name]) for m in fleets for y in YEARS],
+        ]
+        for layer in c.layers
+    ]
+    totals = [sum(c.bytes_at(m, y).values()) for m in fleets for y in YEARS]
+    storage.append(["total", _mb(sum(x.bytes for x in c.layers)), "", *map(_gb, totals)])
+    rows = [
+        [table, f"{count:,}", f"{c.per_machine_day(count):,.0f}"]
+        for table, count in c.rows.items()
+        if table in ("raw.telemetry_readings", "marts.fct_machine_hours")
+    ]
+    sla_s = c.sla_minutes * 60
+    runs = [
+        [stage, f"{seconds:.1f}", f"{c.stage_peak_rss_mb.get(stage, 0):.0f}"]
+        for stage, seconds in c.stage_seconds.items()
+    ]
+    runs.append(["hourly run", f"{c.run_seconds:.1f}", f"{c.peak_rss_mb or 0:.0f}"])
+    headroom = [
+        [
+            f"{m} machines",
+            f"{c.run_seconds_at(m):.0f} s",
+            f"{sla_s / c.run_seconds_at(m):.0f}x" if c.run_seconds_at(m) else "-",
+            _years_until_full(c, m),
+        ]
+        for m in fleets
+    ]
+    return [
+        (
+            f"Storage: measured on {c.machines} machines x {c.days:.1f} days, projected",
+            ["layer", "now MB", "MB per machine-day"]
+            + [f"{m} machines, {y} y GB" for m in fleets for y in YEARS],
+            storage,
+        ),
+        ("Rows", ["table", "rows", "per machine-day"], rows),
+        (
+            f"Hourly run (median of the last {c.hourly_runs} hourly runs)",
+            ["stage", "seconds", "peak memory MB"],
+            runs,
+        ),
+        (
+            f"Headroom: SLA {c.sla_minutes:g} min after the files land; "
+            f"{_gb(c.disk_free_bytes)} GB free on the data folder's disk",
+            ["fleet", "hourly run", "SLA headroom", "disk full in"],
+            headroom,
+        ),
+    ]
+
+
+def _years_until_full(c: Capacity, machines: int) -> str:
+    per_year = sum(c.bytes_at(machines, 1).values()) - sum(
+        layer.bytes for layer in c.layers if not layer.grows
+    )
+    return f"{c.disk_free_bytes / per_year:,.1f} years" if per_year > 0 else "-"
+
+
+def _mb(value: float) -> str:
+    return f"{value / 1e6:,.2f}"
+
+
+def _gb(value: float) -> str:
+    return f"{value / 1e9:,.2f}"
+
+
+def write_report(capacity: Capacity, planned: int, out: Path) -> Path:
+    """capacity.md with two PNG charts under `out`; the Markdown file's path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    years = [y / 4 for y in range(0, 21)]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for machines in sorted({capacity.machines, planned}):
+        per_day = (
+            sum(capacity.per_machine_day(x.bytes) for x in capacity.layers if x.grows) * machines
+        )
+        ax.plot(years, [per_day * 365 * y / 1e9 for y in years], label=f"{machines} machines")
+    ax.set(xlabel="years", ylabel="GB", title="Data folder growth (every layer)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "storage.png", dpi=100)
+    plt.close(fig)
+
+    fleets = [10, 15, 50, 150, 500, capacity.machines, planned]
+    fleets = sorted(set(fleets))
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(fleets, [capacity.run_seconds_at(m) / 60 for m in fleets], marker="o", label="run")
+    ax.axhline(capacity.sla_minutes, color="red", linestyle="--", label="SLA")
+    ax.set(xscale="log", xlabel="machines", ylabel="minutes", title="Hourly run, projected")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "run_time.png", dpi=100)
+    plt.close(fig)
+
+    lines = ["# Capacity", "", __doc__.split("\n\n")[1].replace("\n", " "), ""]
+    for title, header, rows in tables(capacity, planned):
+        lines += [f"## {title}", "", "| " + " | ".join(header) + " |"]
+        lines += ["|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(row) + " |" for row in rows] + [""]
+    lines += ["![storage](storage.png)", "", "![run time](run_time.png)", ""]
+    path = out / "capacity.md"
+    path.write_text("\n".join(lines))
+    return path
