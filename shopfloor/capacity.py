@@ -209,10 +209,10 @@ def tables(capacity: Capacity, planned: int) -> list[Table]:
     ]
     sla_s = c.sla_minutes * 60
     runs = [
-        [stage, f"{seconds:.1f}", f"{c.stage_peak_rss_mb.get(stage, 0):.0f}"]
+        [stage, f"{seconds:.1f}", _peak(c.stage_peak_rss_mb.get(stage))]
         for stage, seconds in c.stage_seconds.items()
     ]
-    runs.append(["hourly run", f"{c.run_seconds:.1f}", f"{c.peak_rss_mb or 0:.0f}"])
+    runs.append(["hourly run", f"{c.run_seconds:.1f}", _peak(c.peak_rss_mb)])
     headroom = [
         [
             f"{m} machines",
@@ -249,6 +249,10 @@ def _years_until_full(c: Capacity, machines: int) -> str:
         layer.bytes for layer in c.layers if not layer.grows
     )
     return f"{c.disk_free_bytes / per_year:,.1f} years" if per_year > 0 else "-"
+
+
+def _peak(mb: float | None) -> str:
+    return f"{mb:,.0f}" if mb else "-"  # runs logged before peaks were recorded
 
 
 def _mb(value: float) -> str:

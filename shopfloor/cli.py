@@ -865,6 +865,46 @@ def show_config(
 
 
 @app.command()
+def capacity(
+    data_dir: DataDirOption = "",
+    machines: Annotated[
+        int, typer.Option(help="The planned fleet to project to (default: the current one x1.5).")
+    ] = 0,
+    sla_minutes: Annotated[
+        float, typer.Option(help="The hourly run must finish this long after the files land.")
+    ] = 15.0,
+) -> None:
+    """Storage per layer, rows and run cost per machine-day, projected to 1, 3 and 5 years.
+
+    Measured on this data folder: the warehouse, the serving snapshot, the model versions,
+    the quarantine and the run log. Writes DATA_DIR/reports/capacity/capacity.md with two
+    charts.
+    """
+    from shopfloor.capacity import measure, tables, write_report
+
+    settings = _settings(data_dir=data_dir)
+    try:
+        measured = measure(settings, sla_minutes=sla_minutes)
+    except FileNotFoundError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from exc
+    if machines < 0 or sla_minutes <= 0:
+        _usage_error("--machines must be positive and --sla-minutes above 0")
+    planned = machines or max(1, round(measured.machines * 1.5))
+    for title, header, rows in tables(measured, planned):
+        table = Table(title=title, title_justify="left")
+        for i, column in enumerate(header):
+            table.add_column(column, justify="left" if i == 0 else "right")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+    if not measured.hourly_runs:
+        console.print("[yellow]No hourly run in the run log yet: no run cost to project.[/]")
+    path = write_report(measured, planned, settings.data / "reports" / "capacity")
+    console.print(f"Report: [cyan]{path.resolve()}[/]")
+
+
+@app.command()
 def status(data_dir: DataDirOption = "") -> None:
     """Last runs, silent machines, data quality of the last days and the current top risks.
 

@@ -16,6 +16,8 @@ from typing import Any
 import duckdb
 import pytest
 
+from shopfloor.capacity import measure
+from shopfloor.settings import resolve
 from tests.fleets import simulate_fleet
 
 pytestmark = pytest.mark.slow  # simulates, ingests and builds a fleet of its own
@@ -225,6 +227,42 @@ def test_concurrent_runs(plant: tuple[Path, Path]) -> None:
         >= 1
     )
     assert duplicates(data) == {"raw readings": 0, "machine hours": 0, "scores": 0}
+
+
+def test_capacity_measures_this_plant(plant: tuple[Path, Path]) -> None:
+    landing, data = plant
+    if not (data / "runs.jsonl").exists():
+        pytest.skip("needs the runs of the end-to-end test")
+    cli = subprocess.run(
+        ["shopfloor", "capacity", "--data-dir", str(data), "--machines", "15"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert cli.returncode == 0, cli.stdout[-3000:] + cli.stderr[-2000:]
+    assert "15 machines, 5 y GB" in cli.stdout and "SLA headroom" in cli.stdout
+    report = data / "reports" / "capacity"
+    assert {"capacity.md", "storage.png", "run_time.png"} <= {p.name for p in report.iterdir()}
+
+    measured = measure(resolve({"data_dir": str(data), "landing": str(landing)}))
+    layers = {layer.name: layer.bytes for layer in measured.layers}
+    landed = sum(p.stat().st_size for p in landing.rglob("*") if p.is_file())
+    assert layers["machine files (landing)"] == pytest.approx(landed, rel=0.05)
+    warehouse = (data / "warehouse.duckdb").stat().st_size
+    assert layers["warehouse (raw, marts, scores)"] == pytest.approx(warehouse, rel=0.05)
+    assert measured.machines == MACHINES
+    assert measured.machine_days == pytest.approx(
+        one(data, "select count(*) from marts.fct_machine_hours") / 24, rel=0.05
+    )
+    readings = one(data, "select count(*) from raw.telemetry_readings")
+    assert measured.rows["raw.telemetry_readings"] == readings
+    assert measured.hourly_runs >= 2 and measured.peak_rss_mb and measured.peak_rss_mb > 100
+    # a planned fleet scales what grows with machines, and only that
+    now, planned = measured.bytes_at(MACHINES, 1), measured.bytes_at(15, 1)
+    for layer in measured.layers:
+        factor = 15 / MACHINES if layer.grows else 1.0
+        assert planned[layer.name] == pytest.approx(now[layer.name] * factor), layer.name
+    assert measured.run_seconds_at(15) > measured.run_seconds_at(MACHINES) > 0
 
 
 def _wait_for_stage(data: Path, stages: set[str], proc: subprocess.Popen[Any]) -> None:
