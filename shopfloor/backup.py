@@ -45,6 +45,7 @@ from shopfloor.run import WarehouseBusyError, busy_message, lock_holder, pipelin
 from shopfloor.settings import Settings
 
 MANIFEST = "manifest.json"
+BACKUP_LOG = "backups.jsonl"
 FORMAT = 1
 
 
@@ -140,7 +141,7 @@ def take(
     with fs.open(f"{target}/{MANIFEST}", "w") as out:  # last: the backup is complete
         out.write(json.dumps(manifest, indent=1))
     shutil.rmtree(staging.parent, ignore_errors=True)
-    return BackupResult(
+    result = BackupResult(
         location=f"{destination.rstrip('/')}/{backup_id}",
         files=len(files),
         bytes=sum(f["bytes"] for f in files.values()),
@@ -148,6 +149,8 @@ def take(
         seconds=round(time.perf_counter() - started, 2),
         key_in_backup=not _key_from_environment(settings),
     )
+    _log(settings, "backup", result.location, result.bytes, result.seconds)
+    return result
 
 
 def restore(
@@ -191,7 +194,7 @@ def restore(
         # takes its state from the warehouse, which matches the restored tables
         shutil.rmtree(settings.data / ".dlt", ignore_errors=True)
     shutil.rmtree(staging, ignore_errors=True)
-    return RestoreResult(
+    result = RestoreResult(
         location=location,
         created_at=manifest["created_at"],
         files=len(manifest["files"]),
@@ -199,6 +202,28 @@ def restore(
         seconds=round(time.perf_counter() - started, 2),
         key_in_backup=manifest["pseudonym_key"] == "in backup",
     )
+    _log(settings, "restore", location, result.bytes, result.seconds)
+    return result
+
+
+def _log(settings: Settings, kind: str, location: str, size: int, seconds: float) -> None:
+    """One line per backup and restore in DATA_DIR/backups.jsonl (read by `capacity`)."""
+    record = {
+        "kind": kind,
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "location": location,
+        "bytes": size,
+        "seconds": seconds,
+    }
+    with (settings.data / BACKUP_LOG).open("a") as log:
+        log.write(json.dumps(record) + "\n")
+
+
+def read_log(data_dir: Path) -> list[dict[str, Any]]:
+    path = data_dir / BACKUP_LOG
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _find(source: str) -> tuple[Any, str]:

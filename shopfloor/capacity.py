@@ -17,12 +17,14 @@ from __future__ import annotations
 import json
 import shutil
 import statistics
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
+from shopfloor.backup import read_log
 from shopfloor.settings import Settings
 
 YEARS = (1, 3, 5)
@@ -47,6 +49,8 @@ class Capacity:
     hourly_runs: int
     disk_free_bytes: int
     sla_minutes: float
+    arrival_to_load_s: float | None  # median, files with a real arrival time (not simulated)
+    backups: list[dict[str, Any]]  # backups.jsonl
 
     @property
     def peak_rss_mb(self) -> float | None:
@@ -109,6 +113,13 @@ def measure(settings: Settings, sla_minutes: float = 15.0) -> Capacity:
                 " where schema_name in ('raw', 'marts', 'ml') order by all"
             ).fetchall()
         }
+        arrival = con.sql(
+            """
+            select median(epoch(ingested_at) - epoch(modified_at))
+            from raw.landing_files
+            where ingested_at >= modified_at and ingested_at - modified_at < interval 1 day
+            """
+        ).fetchone()
         for table in ("raw.telemetry_readings", "marts.fct_machine_hours"):
             if table in rows:  # exact for the tables the report shows per machine-day
                 counted = con.sql(f"select count(*) from {table}").fetchone()
@@ -133,6 +144,8 @@ def measure(settings: Settings, sla_minutes: float = 15.0) -> Capacity:
         hourly_runs=len(runs),
         disk_free_bytes=shutil.disk_usage(settings.data).free,
         sla_minutes=sla_minutes,
+        arrival_to_load_s=float(arrival[0]) if arrival and arrival[0] is not None else None,
+        backups=read_log(settings.data),
     )
 
 
@@ -187,11 +200,22 @@ def _serving_bytes(root: Path) -> int:
 Table = tuple[str, list[str], list[list[str]]]  # title, header, rows
 
 
-def tables(capacity: Capacity, planned: int) -> list[Table]:
+def tables(capacity: Capacity, planned: int, prices: dict[str, Any] | None = None) -> list[Table]:
     """The report's tables, for the terminal and for Markdown alike."""
-    c = capacity
-    fleets = sorted({c.machines, planned})
-    storage = [
+    fleets = sorted({capacity.machines, planned})
+    return [
+        _storage_table(capacity, fleets),
+        _rows_table(capacity),
+        _run_table(capacity),
+        _headroom_table(capacity, fleets),
+        _latency_table(capacity),
+        _recovery_table(capacity),
+        _cost_table(capacity, planned, prices or load_prices()),
+    ]
+
+
+def _storage_table(c: Capacity, fleets: list[int]) -> Table:
+    rows = [
         [
             layer.name,
             _mb(layer.bytes),
@@ -201,19 +225,40 @@ def tables(capacity: Capacity, planned: int) -> list[Table]:
         for layer in c.layers
     ]
     totals = [sum(c.bytes_at(m, y).values()) for m in fleets for y in YEARS]
-    storage.append(["total", _mb(sum(x.bytes for x in c.layers)), "", *map(_gb, totals)])
+    rows.append(["total", _mb(sum(x.bytes for x in c.layers)), "", *map(_gb, totals)])
+    return (
+        f"Storage: measured on {c.machines} machines x {c.days:.1f} days, projected",
+        ["layer", "now MB", "MB per machine-day"]
+        + [f"{m} machines, {y} y GB" for m in fleets for y in YEARS],
+        rows,
+    )
+
+
+def _rows_table(c: Capacity) -> Table:
     rows = [
         [table, f"{count:,}", f"{c.per_machine_day(count):,.0f}"]
         for table, count in c.rows.items()
         if table in ("raw.telemetry_readings", "marts.fct_machine_hours")
     ]
-    sla_s = c.sla_minutes * 60
-    runs = [
+    return ("Rows", ["table", "rows", "per machine-day"], rows)
+
+
+def _run_table(c: Capacity) -> Table:
+    rows = [
         [stage, f"{seconds:.1f}", _peak(c.stage_peak_rss_mb.get(stage))]
         for stage, seconds in c.stage_seconds.items()
     ]
-    runs.append(["hourly run", f"{c.run_seconds:.1f}", _peak(c.peak_rss_mb)])
-    headroom = [
+    rows.append(["hourly run", f"{c.run_seconds:.1f}", _peak(c.peak_rss_mb)])
+    return (
+        f"Hourly run (median of the last {c.hourly_runs} hourly runs)",
+        ["stage", "seconds", "peak memory MB"],
+        rows,
+    )
+
+
+def _headroom_table(c: Capacity, fleets: list[int]) -> Table:
+    sla_s = c.sla_minutes * 60
+    rows = [
         [
             f"{m} machines",
             f"{c.run_seconds_at(m):.0f} s",
@@ -222,26 +267,117 @@ def tables(capacity: Capacity, planned: int) -> list[Table]:
         ]
         for m in fleets
     ]
-    return [
-        (
-            f"Storage: measured on {c.machines} machines x {c.days:.1f} days, projected",
-            ["layer", "now MB", "MB per machine-day"]
-            + [f"{m} machines, {y} y GB" for m in fleets for y in YEARS],
-            storage,
-        ),
-        ("Rows", ["table", "rows", "per machine-day"], rows),
-        (
-            f"Hourly run (median of the last {c.hourly_runs} hourly runs)",
-            ["stage", "seconds", "peak memory MB"],
-            runs,
-        ),
-        (
-            f"Headroom: SLA {c.sla_minutes:g} min after the files land; "
-            f"{_gb(c.disk_free_bytes)} GB free on the data folder's disk",
-            ["fleet", "hourly run", "SLA headroom", "disk full in"],
-            headroom,
-        ),
+    return (
+        f"Headroom: SLA {c.sla_minutes:g} min after the files land; "
+        f"{_gb(c.disk_free_bytes)} GB free on the data folder's disk",
+        ["fleet", "hourly run", "SLA headroom", "disk full in"],
+        rows,
+    )
+
+
+def _latency_table(c: Capacity) -> Table:
+    """File landed -> alert: a machine closes its file at the end of the hour."""
+    run = c.run_seconds
+    measured = (
+        f"measured here: a file is loaded a median {c.arrival_to_load_s / 60:,.1f} min after "
+        "it lands"
+        if c.arrival_to_load_s is not None
+        else "file arrival times here are simulated: the arrival-to-load delay is not measured"
+    )
+    return (
+        f"Batch or streaming: from a file landing to its alert ({measured})",
+        ["trigger", "file landed -> alert", "oldest reading -> alert"],
+        [
+            ["cron at minute 5 (today)", f"5 min + {run:.0f} s", f"65 min + {run:.0f} s"],
+            ["a file watcher starting the run", f"{run:.0f} s", f"60 min + {run:.0f} s"],
+            ["streaming each reading (Kafka)", "-", "seconds, if the machines sent readings"],
+        ],
+    )
+
+
+def _recovery_table(c: Capacity) -> Table:
+    backups = [b for b in c.backups if b.get("kind") == "backup"]
+    restores = [b for b in c.backups if b.get("kind") == "restore"]
+    kept = sum(x.bytes for x in c.layers if x.name in _BACKED_UP)
+    rows = []
+    if backups:
+        last = backups[-1]
+        rows.append([f"last backup ({last['at']})", _mb(last["bytes"]), f"{last['seconds']:.2f}"])
+    if restores:
+        last = restores[-1]
+        rows.append([f"last restore ({last['at']})", _mb(last["bytes"]), f"{last['seconds']:.2f}"])
+        rate = last["bytes"] / max(last["seconds"], 1e-3)
+        for years in YEARS:
+            size = sum(v for k, v in c.bytes_at(c.machines, years).items() if k in _BACKED_UP)
+            rows.append([f"restore after {years} y (projected)", _mb(size), f"{size / rate:.1f}"])
+    if not rows:
+        rows.append(["no backup or restore logged yet", _mb(kept), "-"])
+    return ("Recovery: `shopfloor backup` / `restore`", ["", "MB", "seconds"], rows)
+
+
+def load_prices(path: Path | None = None) -> dict[str, Any]:
+    """The unit prices: `path`, or the dated table shipped with shopfloor."""
+    return tomllib.loads((path or Path(__file__).with_name("prices.toml")).read_text())
+
+
+def _cost_table(c: Capacity, planned: int, prices: dict[str, Any]) -> Table:
+    rows = [
+        [name, *[_money(cost(c, m, y, prices)) for m, y in ((c.machines, 1), (planned, 5))], note]
+        for name, cost, note in _OPTIONS
     ]
+    return (
+        f"Monthly cost, {prices['currency']} (prices as of {prices['as_of']}, "
+        "shopfloor/prices.toml)",
+        ["option", f"{c.machines} machines, year 1", f"{planned} machines, year 5", "buys"],
+        rows,
+    )
+
+
+def _data_gb(c: Capacity, machines: int, years: int) -> float:
+    return sum(c.bytes_at(machines, years).values()) / 1e9
+
+
+def _vm(c: Capacity, m: int, y: int, p: dict[str, Any]) -> float:
+    return p["compute"]["vm_2vcpu_8gb_month"] + _data_gb(c, m, y) * p["storage"]["block_gb_month"]
+
+
+def _on_premise(c: Capacity, m: int, y: int, p: dict[str, Any]) -> float:
+    return float(p["compute"]["on_premise_box_month"])
+
+
+def _lakehouse(c: Capacity, m: int, y: int, p: dict[str, Any]) -> float:
+    hours = c.run_seconds_at(m) / 3600 * 24 * 30
+    memory_gb = (c.peak_rss_mb or 1024) / 1024
+    compute = hours * (2 * p["compute"]["container_vcpu_hour"])
+    compute += hours * memory_gb * p["compute"]["container_gb_hour"]
+    writes = (m + 50) * 24 * 30 / 1000 * p["storage"]["put_per_1000"]  # files + tables
+    return _data_gb(c, m, y) * p["storage"]["object_gb_month"] + compute + writes
+
+
+def _proposal(c: Capacity, m: int, y: int, p: dict[str, Any]) -> float:
+    q, hours = p["proposal"], 730
+    kafka = q["kafka_broker_hour"] * q["kafka_brokers"] * hours
+    kafka += _data_gb(c, m, 1) / 12 * q["kafka_storage_gb_month"]  # a month retained
+    spark = q["spark_node_hour"] * q["spark_nodes"] * hours
+    kubernetes = (q["kubernetes_control_plane_hour"] + q["kubernetes_node_hour"] * 2) * hours
+    return kafka + spark + kubernetes + _data_gb(c, m, y) * p["storage"]["object_gb_month"]
+
+
+_OPTIONS = (
+    ("one small VM running `shopfloor run` hourly", _vm, "today's design, as is"),
+    ("an on-premise 2-core box", _on_premise, "the same, on the plant's own hardware"),
+    (
+        "lakehouse on object storage + a scheduled container",
+        _lakehouse,
+        "no server to keep; pays per run",
+    ),
+    (
+        "the proposal: streaming bus + Spark cluster + Kubernetes",
+        _proposal,
+        "per-reading latency, if the machines streamed",
+    ),
+)
+_BACKED_UP = ("warehouse (raw, marts, scores)", "quarantine", "model versions")
 
 
 def _years_until_full(c: Capacity, machines: int) -> str:
@@ -255,6 +391,10 @@ def _peak(mb: float | None) -> str:
     return f"{mb:,.0f}" if mb else "-"  # runs logged before peaks were recorded
 
 
+def _money(value: float) -> str:
+    return f"{value:,.2f}" if value < 10 else f"{value:,.0f}"
+
+
 def _mb(value: float) -> str:
     return f"{value / 1e6:,.2f}"
 
@@ -263,7 +403,9 @@ def _gb(value: float) -> str:
     return f"{value / 1e9:,.2f}"
 
 
-def write_report(capacity: Capacity, planned: int, out: Path) -> Path:
+def write_report(
+    capacity: Capacity, planned: int, out: Path, prices: dict[str, Any] | None = None
+) -> Path:
     """capacity.md with two PNG charts under `out`; the Markdown file's path."""
     import matplotlib
 
@@ -296,7 +438,7 @@ def write_report(capacity: Capacity, planned: int, out: Path) -> Path:
     plt.close(fig)
 
     lines = ["# Capacity", "", __doc__.split("\n\n")[1].replace("\n", " "), ""]
-    for title, header, rows in tables(capacity, planned):
+    for title, header, rows in tables(capacity, planned, prices):
         lines += [f"## {title}", "", "| " + " | ".join(header) + " |"]
         lines += ["|" + "---|" * len(header)]
         lines += ["| " + " | ".join(row) + " |" for row in rows] + [""]

@@ -873,6 +873,9 @@ def capacity(
     sla_minutes: Annotated[
         float, typer.Option(help="The hourly run must finish this long after the files land.")
     ] = 15.0,
+    prices: Annotated[
+        str, typer.Option(help="A unit-price table (TOML) instead of shopfloor/prices.toml.")
+    ] = "",
 ) -> None:
     """Storage per layer, rows and run cost per machine-day, projected to 1, 3 and 5 years.
 
@@ -880,7 +883,7 @@ def capacity(
     the quarantine and the run log. Writes DATA_DIR/reports/capacity/capacity.md with two
     charts.
     """
-    from shopfloor.capacity import measure, tables, write_report
+    from shopfloor.capacity import load_prices, measure, tables, write_report
 
     settings = _settings(data_dir=data_dir)
     try:
@@ -891,7 +894,11 @@ def capacity(
     if machines < 0 or sla_minutes <= 0:
         _usage_error("--machines must be positive and --sla-minutes above 0")
     planned = machines or max(1, round(measured.machines * 1.5))
-    for title, header, rows in tables(measured, planned):
+    try:
+        unit_prices = load_prices(Path(prices) if prices else None)
+    except (OSError, ValueError) as exc:
+        _usage_error(f"price table {prices}: {exc}")
+    for title, header, rows in tables(measured, planned, unit_prices):
         table = Table(title=title, title_justify="left")
         for i, column in enumerate(header):
             table.add_column(column, justify="left" if i == 0 else "right")
@@ -900,7 +907,7 @@ def capacity(
         console.print(table)
     if not measured.hourly_runs:
         console.print("[yellow]No hourly run in the run log yet: no run cost to project.[/]")
-    path = write_report(measured, planned, settings.data / "reports" / "capacity")
+    path = write_report(measured, planned, settings.data / "reports" / "capacity", unit_prices)
     console.print(f"Report: [cyan]{path.resolve()}[/]")
 
 
