@@ -50,6 +50,7 @@ class Capacity:
     disk_free_bytes: int
     sla_minutes: float
     arrival_to_load_s: float | None  # median, files with a real arrival time (not simulated)
+    largest_load: tuple[int, float] | None  # (files, seconds) of the run that loaded the most
     backups: list[dict[str, Any]]  # backups.jsonl
 
     @property
@@ -120,18 +121,29 @@ def measure(settings: Settings, sla_minutes: float = 15.0) -> Capacity:
             where ingested_at >= modified_at and ingested_at - modified_at < interval 1 day
             """
         ).fetchone()
+        blocks = _blocks_by_schema(con)
         for table in ("raw.telemetry_readings", "marts.fct_machine_hours"):
             if table in rows:  # exact for the tables the report shows per machine-day
                 counted = con.sql(f"select count(*) from {table}").fetchone()
                 rows[table] = int(counted[0]) if counted else 0
+    file_bytes, used = _size(warehouse), sum(blocks.values()) or 1
+    share = {name: file_bytes * n / used for name, n in blocks.items()}  # the file, split
     layers = [
         Layer("machine files (landing)", landing_bytes),
-        Layer("warehouse (raw, marts, scores)", _size(warehouse)),
+        Layer("warehouse: raw", round(share.get("raw", 0))),
+        Layer("warehouse: marts", round(share.get("marts", 0))),
+        Layer(
+            "warehouse: scores and the rest",
+            file_bytes - round(share.get("raw", 0)) - round(share.get("marts", 0)),
+        ),
         Layer("serving snapshot", _serving_bytes(Path(settings.serving_dir))),
         Layer("quarantine", _size(settings.data / "quarantine")),
         Layer("model versions", _size(Path(settings.values["models_dir"])), grows=False),
     ]
     runs = _hourly_runs(settings.data / "runs.jsonl", machines)
+    largest = max(
+        _runs(settings.data / "runs.jsonl"), key=lambda r: r.get("files_new", 0), default={}
+    )
     stage_seconds = _median_by_stage([r.get("stages_s", {}) for r in runs])
     stage_peaks = _median_by_stage([r.get("peak_rss_mb") or {} for r in runs])
     return Capacity(
@@ -146,6 +158,11 @@ def measure(settings: Settings, sla_minutes: float = 15.0) -> Capacity:
         sla_minutes=sla_minutes,
         arrival_to_load_s=float(arrival[0]) if arrival and arrival[0] is not None else None,
         backups=read_log(settings.data),
+        largest_load=(
+            (largest["files_new"], sum(largest.get("stages_s", {}).values()))
+            if largest.get("files_new")
+            else None
+        ),
     )
 
 
@@ -157,17 +174,32 @@ def _median_by_stage(per_run: list[dict[str, float]]) -> dict[str, float]:
     }
 
 
-def _hourly_runs(log: Path, machines: int) -> list[dict[str, Any]]:
-    """The succeeded runs that loaded about one hour of files (not a first load)."""
+def _blocks_by_schema(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Storage blocks each schema's tables use in the warehouse file."""
+    blocks: dict[str, int] = {}
+    for schema, table in con.sql("select schema_name, table_name from duckdb_tables()").fetchall():
+        row = con.sql(
+            f"select count(distinct block_id) from pragma_storage_info('{schema}.{table}')"
+            " where block_id >= 0"
+        ).fetchone()
+        blocks[schema] = blocks.get(schema, 0) + (int(row[0]) if row else 0)
+    return blocks
+
+
+def _runs(log: Path) -> list[dict[str, Any]]:
+    """The succeeded runs of the run log."""
     if not log.exists():
         return []
     runs = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    return [r for r in runs if r.get("status") == "succeeded"]
+
+
+def _hourly_runs(log: Path, machines: int) -> list[dict[str, Any]]:
+    """The last runs that loaded about one hour of files (not a first load, no training)."""
     return [
         r
-        for r in runs
-        if r.get("status") == "succeeded"
-        and 0 < r.get("files_new", 0) <= 2 * max(machines, 1)
-        and not r.get("trained")
+        for r in _runs(log)
+        if 0 < r.get("files_new", 0) <= 2 * max(machines, 1) and not r.get("trained")
     ][-24:]
 
 
@@ -312,6 +344,13 @@ def _recovery_table(c: Capacity) -> Table:
             rows.append([f"restore after {years} y (projected)", _mb(size), f"{size / rate:.1f}"])
     if not rows:
         rows.append(["no backup or restore logged yet", _mb(kept), "-"])
+    if c.largest_load:
+        files, seconds = c.largest_load
+        rebuild = "rebuild from the landing area"
+        rows.append([f"{rebuild}: {files:,} files, measured", "", f"{seconds:.0f}"])
+        for years in YEARS:
+            projected = seconds / files * c.machines * 24 * 365 * years
+            rows.append([f"{rebuild}, {years} y (projected)", "", f"{projected:,.0f}"])
     return ("Recovery: `shopfloor backup` / `restore`", ["", "MB", "seconds"], rows)
 
 
@@ -377,7 +416,13 @@ _OPTIONS = (
         "per-reading latency, if the machines streamed",
     ),
 )
-_BACKED_UP = ("warehouse (raw, marts, scores)", "quarantine", "model versions")
+_BACKED_UP = (
+    "warehouse: raw",
+    "warehouse: marts",
+    "warehouse: scores and the rest",
+    "quarantine",
+    "model versions",
+)
 
 
 def _years_until_full(c: Capacity, machines: int) -> str:
