@@ -9,8 +9,9 @@ run (ingest + incremental build + scoring + risk + publish) is timed in a child
 process: wall time, stages, peak memory, and the data folder's growth.
 
 The reference measured in the same run is the 10-machine hourly run: every size is
-reported as a ratio to it. A straight line fitted to run time against fleet size gives
-the fleet at which one such machine (2 cores here) stops meeting the SLA.
+reported as a ratio to it. Straight lines fitted to run time and to peak memory against
+fleet size give the fleet at which one such machine (2 cores here) stops meeting the SLA
+or runs out of memory, whichever comes first.
 
     uv run python bench/bench_scale.py                     # 10 15 50 150 500
     uv run python bench/bench_scale.py --machines 10 15 --history-days 2
@@ -122,18 +123,36 @@ def report(results: dict[int, dict], sla_minutes: float) -> None:
             f"| {results[m]['growth_bytes'] / 1e6:.1f} |"
         )
     xs = [float(m) for m in sizes]
-    ys = [results[m]["hourly"]["wall_s"] for m in sizes]
-    if len(xs) >= 2:
-        mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
-        slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / sum(
-            (x - mean_x) ** 2 for x in xs
-        )
-        fixed = mean_y - slope * mean_x
-        limit = (sla_minutes * 60 - fixed) / slope if slope > 0 else float("inf")
-        print(
-            f"\nfit: hourly run = {fixed:.1f} s + {slope:.3f} s per machine"
-            f"\nSLA {sla_minutes:g} min: met up to about {limit:,.0f} machines on this machine"
-        )
+    if len(xs) < 2:
+        return
+    seconds = fit(xs, [results[m]["hourly"]["wall_s"] for m in sizes])
+    memory = fit(xs, [results[m]["hourly"]["peak_rss_mb"] for m in sizes])
+    ram_mb = memory_total_mb()
+    by_time = (sla_minutes * 60 - seconds[0]) / seconds[1] if seconds[1] > 0 else float("inf")
+    by_memory = (ram_mb - memory[0]) / memory[1] if memory[1] > 0 else float("inf")
+    print(
+        f"\nfit: hourly run = {seconds[0]:.1f} s + {seconds[1]:.3f} s per machine"
+        f"\nfit: peak memory = {memory[0]:.0f} MB + {memory[1]:.1f} MB per machine"
+        f"\nSLA {sla_minutes:g} min: met up to about {by_time:,.0f} machines on this machine"
+        f"\nmemory ({ram_mb / 1024:.0f} GiB here): enough up to about {by_memory:,.0f} machines"
+        f"\none machine like this one ends at about {min(by_time, by_memory):,.0f} machines"
+    )
+
+
+def fit(xs: list[float], ys: list[float]) -> tuple[float, float]:
+    """Least squares line: (intercept, slope)."""
+    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / sum(
+        (x - mean_x) ** 2 for x in xs
+    )
+    return mean_y - slope * mean_x, slope
+
+
+def memory_total_mb() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) / 1024
+    return float("inf")
 
 
 if __name__ == "__main__":

@@ -243,7 +243,28 @@ def tables(capacity: Capacity, planned: int, prices: dict[str, Any] | None = Non
         _latency_table(capacity),
         _recovery_table(capacity),
         _cost_table(capacity, planned, prices or load_prices()),
+        _reference_table(capacity, planned),
     ]
+
+
+def _reference_table(c: Capacity, planned: int) -> Table:
+    """The scale benchmark's figures (bench/bench_scale.py), shipped with shopfloor."""
+    ref = tomllib.loads(Path(__file__).with_name("scale_reference.toml").read_text())
+    run, memory = ref["run_seconds"], ref["peak_memory_mb"]
+    rows = [
+        [
+            f"{m} machines",
+            f"{run['fixed'] + run['per_machine'] * m:.0f}",
+            f"{memory['fixed'] + memory['per_machine'] * m:,.0f}",
+        ]
+        for m in sorted({c.machines, planned, *ref["fleets"]})
+    ]
+    return (
+        f"Reference: {ref['machine']} ({ref['source']}, {ref['measured']}); one such "
+        f"machine ends at about {ref['limit_machines']:,} machines ({ref['limit']})",
+        ["fleet", "hourly run s (fit)", "peak memory MB (fit)"],
+        rows,
+    )
 
 
 def _storage_table(c: Capacity, fleets: list[int]) -> Table:

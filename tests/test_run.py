@@ -242,7 +242,7 @@ def test_capacity_measures_this_plant(plant: tuple[Path, Path]) -> None:
     assert cli.returncode == 0, cli.stdout[-3000:] + cli.stderr[-2000:]
     assert "15 machines, 5 y GB" in cli.stdout and "SLA headroom" in cli.stdout
     assert "last restore" in cli.stdout and "restore after 5 y" in cli.stdout  # restored above
-    assert "Monthly cost" in cli.stdout
+    assert "Monthly cost" in cli.stdout and "Reference:" in cli.stdout
     report = data / "reports" / "capacity"
     assert {"capacity.md", "storage.png", "run_time.png"} <= {p.name for p in report.iterdir()}
 
