@@ -41,7 +41,7 @@ from typing import Any
 import duckdb
 import fsspec
 
-from shopfloor.run import WarehouseBusyError, busy_message, lock_holder, pipeline_lock
+from shopfloor.run import connect_when_free, pipeline_lock
 from shopfloor.settings import Settings
 
 MANIFEST = "manifest.json"
@@ -109,7 +109,7 @@ def take(
         locked = time.perf_counter()
         on_step("copying the warehouse")
         # a writer connection: no other process writes the file while it is copied
-        with _writer(settings, deadline) as con:
+        with connect_when_free(settings, deadline, poll_s=0.5) as con:
             con.execute("checkpoint")
             counts = _counts(con)
             for name, path in _items(settings).items():
@@ -241,21 +241,6 @@ def _find(source: str) -> tuple[Any, str]:
     if not complete:
         raise BackupError(f"no complete backup at {source} (a backup folder has {MANIFEST})")
     return fs, complete[-1]
-
-
-def _writer(settings: Settings, deadline: float) -> duckdb.DuckDBPyConnection:
-    """A writer connection to the warehouse, once no other process holds it (a run that
-    released the run lock may still be closing its connection)."""
-    while True:
-        try:
-            return duckdb.connect(settings.warehouse)
-        except duckdb.IOException as exc:
-            holder = lock_holder(str(exc))
-            if holder is None:
-                raise
-            if time.monotonic() >= deadline:
-                raise WarehouseBusyError(busy_message(settings, holder)) from None
-            time.sleep(0.5)
 
 
 def _counts(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:

@@ -6,6 +6,8 @@ import collections
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -668,6 +670,22 @@ def publish(data_dir: DataDirOption = "") -> None:
     )
 
 
+@contextmanager
+def _backup_errors(nothing_done: str) -> Iterator[None]:
+    """A busy data folder exits 75, a backup that cannot be used exits 1: one line each."""
+    from shopfloor.backup import BackupError
+    from shopfloor.run import EXIT_BUSY, PipelineBusyError, WarehouseBusyError
+
+    try:
+        yield
+    except (PipelineBusyError, WarehouseBusyError) as exc:
+        console.print(f"[yellow]{exc}[/]; {nothing_done} (exit {EXIT_BUSY})")
+        raise typer.Exit(EXIT_BUSY) from exc
+    except BackupError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from exc
+
+
 @app.command()
 def backup(
     destination: Annotated[
@@ -685,19 +703,11 @@ def backup(
     locally; the upload to DESTINATION happens after. What is rebuilt instead, and the
     recovery point and time: docs/operations.md (Backup and restore).
     """
-    from shopfloor.backup import BackupError, take
-    from shopfloor.run import EXIT_BUSY, PipelineBusyError, WarehouseBusyError
+    from shopfloor.backup import take
 
     settings = _settings(data_dir=data_dir)
-    try:
-        with console.status("backing up...") as status:
-            result = take(settings, destination, wait, lambda text: status.update(text))
-    except (PipelineBusyError, WarehouseBusyError) as exc:
-        console.print(f"[yellow]{exc}[/]; no backup taken (exit {EXIT_BUSY})")
-        raise typer.Exit(EXIT_BUSY) from exc
-    except BackupError as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(1) from exc
+    with _backup_errors("no backup taken"), console.status("backing up...") as status:
+        result = take(settings, destination, wait, lambda text: status.update(text))
     console.print(
         f"Backed up {result.files} files ({result.bytes / 1e6:,.1f} MB) to "
         f"[cyan]{result.location}[/] in {result.seconds} s "
@@ -727,22 +737,11 @@ def restore(
     next run loads the landing files that arrived after the backup and republishes the
     serving layer.
     """
-    from shopfloor.backup import BackupError
     from shopfloor.backup import restore as restore_backup
-    from shopfloor.run import EXIT_BUSY, PipelineBusyError
 
     settings = _settings(data_dir=data_dir)
-    try:
-        with console.status("restoring...") as status:
-            result = restore_backup(
-                settings, source, force, on_step=lambda text: status.update(text)
-            )
-    except PipelineBusyError as exc:
-        console.print(f"[yellow]{exc}[/]; nothing restored (exit {EXIT_BUSY})")
-        raise typer.Exit(EXIT_BUSY) from exc
-    except BackupError as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(1) from exc
+    with _backup_errors("nothing restored"), console.status("restoring...") as status:
+        result = restore_backup(settings, source, force, on_step=lambda text: status.update(text))
     console.print(
         f"Restored the backup of {result.created_at} ({result.files} files, "
         f"{result.bytes / 1e6:,.1f} MB) into {settings.data} in {result.seconds} s; "

@@ -236,23 +236,29 @@ def busy_message(settings: Settings, holder: str) -> str:
     )
 
 
-def wait_for_warehouse(settings: Settings, deadline: float) -> None:
-    """Wait until no other process holds the warehouse file, up to the deadline."""
+def connect_when_free(
+    settings: Settings, deadline: float, poll_s: float = 1.0
+) -> duckdb.DuckDBPyConnection:
+    """A writer connection to the warehouse once no other process holds it, up to the
+    deadline (a run that released the run lock may still be closing its connection)."""
     import duckdb
 
-    if not Path(settings.warehouse).exists():
-        return
     while True:
         try:
-            duckdb.connect(settings.warehouse).close()
-            return
+            return duckdb.connect(settings.warehouse)
         except duckdb.IOException as exc:
             holder = lock_holder(str(exc))
             if holder is None:
                 raise
             if time.monotonic() >= deadline:
                 raise WarehouseBusyError(busy_message(settings, holder)) from None
-            time.sleep(1.0)
+            time.sleep(poll_s)
+
+
+def wait_for_warehouse(settings: Settings, deadline: float) -> None:
+    """Wait until no other process holds the warehouse file, up to the deadline."""
+    if Path(settings.warehouse).exists():
+        connect_when_free(settings, deadline).close()
 
 
 def redact(error: str | None) -> str | None:

@@ -21,6 +21,13 @@ from shopfloor.settings import resolve
 from tests.s3 import s3_server
 
 
+@pytest.fixture(autouse=True)
+def _key_from_the_data_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Other modules' fixtures set SHOPFLOOR_PSEUDONYM_KEY for their worker; here the key
+    is the data folder's file unless a test sets one."""
+    monkeypatch.delenv("SHOPFLOOR_PSEUDONYM_KEY", raising=False)
+
+
 def data_folder(root: Path) -> Path:
     """A data folder with every kind of thing a backup must keep, and some it must not."""
     data = root / "data"
