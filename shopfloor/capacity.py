@@ -301,7 +301,10 @@ def _run_table(c: Capacity) -> Table:
         [stage, f"{seconds:.1f}", _peak(c.stage_peak_rss_mb.get(stage))]
         for stage, seconds in c.stage_seconds.items()
     ]
-    rows.append(["hourly run", f"{c.run_seconds:.1f}", _peak(c.peak_rss_mb)])
+    if rows:
+        rows.append(["hourly run", f"{c.run_seconds:.1f}", _peak(c.peak_rss_mb)])
+    else:
+        rows.append(["no hourly run logged yet (a first load is not one)", "-", "-"])
     return (
         f"Hourly run (median of the last {c.hourly_runs} hourly runs)",
         ["stage", "seconds", "peak memory MB"],
@@ -314,7 +317,7 @@ def _headroom_table(c: Capacity, fleets: list[int]) -> Table:
     rows = [
         [
             f"{m} machines",
-            f"{c.run_seconds_at(m):.0f} s",
+            f"{c.run_seconds_at(m):.0f} s" if c.run_seconds_at(m) else "-",
             f"{sla_s / c.run_seconds_at(m):.0f}x" if c.run_seconds_at(m) else "-",
             _years_until_full(c, m),
         ]
@@ -330,7 +333,7 @@ def _headroom_table(c: Capacity, fleets: list[int]) -> Table:
 
 def _latency_table(c: Capacity) -> Table:
     """File landed -> alert: a machine closes its file at the end of the hour."""
-    run = c.run_seconds
+    run = f"{c.run_seconds:.0f} s" if c.stage_seconds else "the run"
     measured = (
         f"measured here: a file is loaded a median {c.arrival_to_load_s / 60:,.1f} min after "
         "it lands"
@@ -341,8 +344,8 @@ def _latency_table(c: Capacity) -> Table:
         f"Batch or streaming: from a file landing to its alert ({measured})",
         ["trigger", "file landed -> alert", "oldest reading -> alert"],
         [
-            ["cron at minute 5 (today)", f"5 min + {run:.0f} s", f"65 min + {run:.0f} s"],
-            ["a file watcher starting the run", f"{run:.0f} s", f"60 min + {run:.0f} s"],
+            ["cron at minute 5 (today)", f"5 min + {run}", f"65 min + {run}"],
+            ["a file watcher starting the run", run, f"60 min + {run}"],
             ["streaming each reading (Kafka)", "-", "seconds, if the machines sent readings"],
         ],
     )
