@@ -1,19 +1,35 @@
-"""Shared test set-up: no test leaks environment variables into the next."""
+"""Shared test set-up: no test or module leaks environment variables into the next."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
 
+@contextmanager
+def _environment_restored() -> Iterator[None]:
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _restore_environment_after_the_module() -> Iterator[None]:
+    """What a module's fixtures put in the environment ends with the module."""
+    with _environment_restored():
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _restore_environment() -> Iterator[None]:
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
+    with _environment_restored():
+        yield
 
 
 # the slowest modules first: with one file per worker (--dist loadfile) a long module
