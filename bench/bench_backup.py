@@ -24,10 +24,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_run import child_run, fleet
 
-from shopfloor.backup import restore, take
+from shopfloor.backup import backed_up, restore, take
 from shopfloor.settings import resolve
-
-BACKED_UP = ("warehouse.duckdb", "models", ".secrets", "quarantine", "runs.jsonl")
 
 
 def main() -> None:
@@ -44,9 +42,9 @@ def main() -> None:
 
         copy_started = time.perf_counter()
         (root / "copy").mkdir()
-        for name in BACKED_UP:
-            if (data / name).exists():
-                subprocess.run(["cp", "-r", str(data / name), str(root / "copy")], check=True)
+        for path in backed_up(resolve({"data_dir": str(data)})).values():
+            if path.exists():
+                subprocess.run(["cp", "-r", str(path), str(root / "copy")], check=True)
         copy_s = time.perf_counter() - copy_started
 
         backed = take(resolve({"data_dir": str(data)}), str(root / "backups"))

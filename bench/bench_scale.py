@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_run import child_run
 
+from shopfloor.capacity import disk_bytes
 from shopfloor.simulator.defects import DefectRates
 from shopfloor.simulator.fleet import FleetConfig
 from shopfloor.simulator.simulate import SimulationConfig, simulate
@@ -48,16 +49,6 @@ def simulate_fleet(root: Path, machines: int, hours: int, interval: int, seed: i
             skip_existing=True,
         )
     )
-
-
-def folder_bytes(path: Path) -> int:
-    seen: set[int] = set()
-    total = 0
-    for p in path.rglob("*"):
-        if p.is_file() and not p.is_symlink() and p.stat().st_ino not in seen:
-            seen.add(p.stat().st_ino)
-            total += p.stat().st_size
-    return total
 
 
 def main() -> None:
@@ -81,7 +72,7 @@ def main() -> None:
             simulate_fleet(root, machines, hours, HISTORY_INTERVAL_S, seed=7)
             shutil.copytree(models, root / "data" / "models")
             initial = child_run(root / "data", root / "landing")
-            before = folder_bytes(root / "data")
+            before = disk_bytes(root / "data")
             landed = set((root / "landing").rglob("*.txt"))
             simulate_fleet(root, machines, hours + 1, FULL_FIDELITY_S, seed=7)
             new_files = set((root / "landing").rglob("*.txt")) - landed
@@ -89,7 +80,7 @@ def main() -> None:
             results[machines] = {
                 "hourly": hourly,
                 "initial_s": initial["wall_s"],
-                "growth_bytes": folder_bytes(root / "data") - before,
+                "growth_bytes": disk_bytes(root / "data") - before,
                 "file_mb": sum(p.stat().st_size for p in new_files) / max(len(new_files), 1) / 1e6,
             }
             print(

@@ -73,7 +73,7 @@ class RestoreResult:
     key_in_backup: bool
 
 
-def _items(settings: Settings) -> dict[str, Path]:
+def backed_up(settings: Settings) -> dict[str, Path]:
     """Name in a backup -> path in the data folder (files and folders)."""
     data = settings.data
     return {
@@ -112,7 +112,7 @@ def take(
         with connect_when_free(settings, deadline, poll_s=0.5) as con:
             con.execute("checkpoint")
             counts = _counts(con)
-            for name, path in _items(settings).items():
+            for name, path in backed_up(settings).items():
                 if name == "secrets/pseudonym_key" and _key_from_environment(settings):
                     continue
                 _copy(path, staging / name)
@@ -166,7 +166,7 @@ def restore(
     manifest = json.loads(fs.cat_file(f"{location}/{MANIFEST}"))
     if manifest.get("format") != FORMAT:
         raise BackupError(f"{source}: backup format {manifest.get('format')} is not {FORMAT}")
-    items = _items(settings)
+    items = backed_up(settings)
     present = [str(p) for name, p in items.items() if p.exists() and name != "quarantine"]
     if present and not force:
         raise BackupError(

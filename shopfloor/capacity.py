@@ -126,7 +126,7 @@ def measure(settings: Settings, sla_minutes: float = 15.0) -> Capacity:
             if table in rows:  # exact for the tables the report shows per machine-day
                 counted = con.sql(f"select count(*) from {table}").fetchone()
                 rows[table] = int(counted[0]) if counted else 0
-    file_bytes, used = _size(warehouse), sum(blocks.values()) or 1
+    file_bytes, used = disk_bytes(warehouse), sum(blocks.values()) or 1
     share = {name: file_bytes * n / used for name, n in blocks.items()}  # the file, split
     layers = [
         Layer("machine files (landing)", landing_bytes),
@@ -137,8 +137,8 @@ def measure(settings: Settings, sla_minutes: float = 15.0) -> Capacity:
             file_bytes - round(share.get("raw", 0)) - round(share.get("marts", 0)),
         ),
         Layer("serving snapshot", _serving_bytes(Path(settings.serving_dir))),
-        Layer("quarantine", _size(settings.data / "quarantine")),
-        Layer("model versions", _size(Path(settings.values["models_dir"])), grows=False),
+        Layer("quarantine", disk_bytes(settings.data / "quarantine")),
+        Layer("model versions", disk_bytes(Path(settings.values["models_dir"])), grows=False),
     ]
     runs = _hourly_runs(settings.data / "runs.jsonl", machines)
     largest = max(
@@ -203,7 +203,8 @@ def _hourly_runs(log: Path, machines: int) -> list[dict[str, Any]]:
     ][-24:]
 
 
-def _size(path: Path) -> int:
+def disk_bytes(path: Path) -> int:
+    """Bytes a file or folder takes (a hard-linked file counts once)."""
     if path.is_file():
         return path.stat().st_size
     if not path.is_dir():
@@ -226,7 +227,7 @@ def _serving_bytes(root: Path) -> int:
     newest = newest_version(root)
     if newest is None:
         return 0
-    return sum(_size(mart / f"{VERSION_KEY}={newest}") for mart in (root / "marts").iterdir())
+    return sum(disk_bytes(mart / f"{VERSION_KEY}={newest}") for mart in (root / "marts").iterdir())
 
 
 Table = tuple[str, list[str], list[list[str]]]  # title, header, rows

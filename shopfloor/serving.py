@@ -58,7 +58,6 @@ _EPOCH = date(1970, 1, 1)  # version ids count down from here: the newest sorts 
 @dataclass
 class PublishResult:
     version: str
-    path: Path
     marts: int
     days_written: int  # day partitions written in this publish
     days_linked: int  # unchanged day partitions hard-linked from the previous version
@@ -77,7 +76,8 @@ def publish(con: duckdb.DuckDBPyConnection, root: Path) -> PublishResult:
     shutil.rmtree(root / "staging", ignore_errors=True)  # what a crashed publish left
     for folder in ("marts", "versions", "staging"):
         (root / folder).mkdir(parents=True, exist_ok=True)
-    previous = newest_version(root)
+    published = _pointer(root)
+    previous = published[0][0] if published else None
     before_all = _manifest(root, previous) if previous else {}
     version = _next_version(root)
     staging = root / "staging" / version
@@ -106,14 +106,13 @@ def publish(con: duckdb.DuckDBPyConnection, root: Path) -> PublishResult:
         os.replace(staging / mart, root / "marts" / mart / f"{VERSION_KEY}={version}")
     staging.rmdir()
     # queries that start from now on read the new version: its files are all in place
-    entries = [(version, int(time.time() * 1e6)), *_pointer(root)]
+    entries = [(version, int(time.time() * 1e6)), *published]
     kept = _retained(entries)
     _write_atomically(root / "CURRENT", "".join(f"{v} {us}\n" for v, us in kept))
     rewritten = _write_catalog(root, marts)  # its views read CURRENT: written after it
     _prune(root, {v for v, _ in kept})
     return PublishResult(
         version=version,
-        path=root,
         marts=len(marts),
         days_written=written,
         days_linked=linked,
@@ -242,13 +241,10 @@ def _manifest(root: Path, version: str) -> dict[str, dict[str, object]]:
     return marts if isinstance(marts, dict) else {}
 
 
-def _versions(root: Path) -> list[str]:
-    """Every version with a record, newest first."""
-    return sorted(p.stem for p in (root / "versions").glob("*.json") if p.stem.isdigit())
-
-
 def _next_version(root: Path) -> str:
-    ids = _versions(root) + [
+    """One below every id in use: a record or a folder (of a publish that crashed, too)."""
+    ids = [p.stem for p in (root / "versions").glob("*.json")]
+    ids += [
         v.name.removeprefix(f"{VERSION_KEY}=") for v in (root / "marts").glob(f"*/{VERSION_KEY}=*")
     ]
     newest = min((int(v) for v in ids if v.isdigit()), default=_TOP)
