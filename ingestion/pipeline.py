@@ -1,4 +1,4 @@
-"""Run the landing-area ingestion: one dlt pipeline into DuckDB (or a Parquet lakehouse).
+"""Run the landing-area ingestion: one dlt pipeline into DuckDB (or a DuckLake lakehouse).
 
 A run: finish any load a crashed run left pending, read which file versions the
 warehouse already holds, list the landing area, parse only new or changed files,
@@ -46,7 +46,9 @@ class IngestConfig:
     landing: str
     data_dir: str = "data"
     warehouse: str = ""  # DuckDB file; default <data_dir>/warehouse.duckdb
-    lakehouse: str = ""  # set: load Parquet to this folder or URL instead of DuckDB
+    # set: a dlt destination to load into instead of the DuckDB file (the lakehouse's)
+    destination: Any = None
+    destination_name: str = ""  # where it loads, for messages (no secret)
     quarantine: str = ""  # default <data_dir>/quarantine
     workers: int = 2
     pseudonym_key: str = ""  # empty: SHOPFLOOR_PSEUDONYM_KEY, else the key file
@@ -110,8 +112,8 @@ def pseudonym_key(data_dir: str) -> bytes:
 def make_pipeline(cfg: IngestConfig) -> dlt.Pipeline:
     for key, value in _DLT_DEFAULTS.items():
         os.environ.setdefault(key, value)
-    if cfg.lakehouse:
-        destination: Any = dlt.destinations.filesystem(bucket_url=cfg.lakehouse)
+    if cfg.destination is not None:
+        destination: Any = cfg.destination
     else:
         Path(cfg.warehouse).parent.mkdir(parents=True, exist_ok=True)
         # raw tables carry their own order (source_file, source_line): letting DuckDB
@@ -138,17 +140,39 @@ def make_pipeline(cfg: IngestConfig) -> dlt.Pipeline:
     )
 
 
+def finish_pending(pipeline: dlt.Pipeline) -> None:
+    """Normalize and load what a killed run left.
+
+    A run killed after normalizing a package but before dlt removed its extracted copy
+    leaves the package in both places, and normalizing it again fails on the half-removed
+    copy: that copy is dropped (the normalized one holds everything).
+    """
+    normalized = set(pipeline.list_normalized_load_packages())
+    for load_id in set(pipeline.list_extracted_load_packages()) & normalized:
+        shutil.rmtree(Path(pipeline.working_dir) / "normalize" / "extracted" / load_id)
+    pipeline.normalize()
+    pipeline.load()
+
+
 def known_files(pipeline: dlt.Pipeline) -> KnownFiles:
-    """File versions already in the warehouse (empty on the first run)."""
+    """File versions already in the warehouse (empty on the first run).
+
+    Without local state (a new machine, a deleted data folder) dlt takes the schema and
+    state from the destination first, so a lost cache never re-ingests history.
+    """
     known = KnownFiles()
-    try:
-        rows = pipeline.dataset()(
-            "select size_bytes, modified_at, content_sha256, relative_path,"
-            " status = 'quarantined' and file_hour_at is null as untrusted_name"
-            " from landing_files order by ingested_at"
-        ).fetchall()
-    except Exception:  # no dataset or table yet
-        return known
+    if pipeline.default_schema_name is None:
+        pipeline.sync_destination()
+    if (
+        pipeline.default_schema_name is None
+        or "landing_files" not in pipeline.default_schema.tables
+    ):
+        return known  # the first run
+    rows = pipeline.dataset()(
+        "select size_bytes, modified_at, content_sha256, relative_path,"
+        " status = 'quarantined' and file_hour_at is null as untrusted_name"
+        " from landing_files order by ingested_at"
+    ).fetchall()
     for size, modified, digest, rel, untrusted_name in rows:
         known.versions.add(KnownFiles.key(rel, size, modified))
         # content never read, or quarantined for its name: not a reason to call a file a copy
@@ -168,7 +192,7 @@ def _warehouse_held_open(cfg: IngestConfig) -> Iterator[None]:
     holds one connection, dlt's `duckdb.connect` gets the database that is already open
     (same file, same connect configuration) and its closes are cheap.
     """
-    if cfg.lakehouse:
+    if cfg.destination is not None:
         yield
         return
     Path(cfg.warehouse).parent.mkdir(parents=True, exist_ok=True)
@@ -216,8 +240,7 @@ def _run_ingest(
     error: str | None = None
     try:
         if pipeline.has_pending_data:  # a crashed run left a package: finish it first
-            pipeline.normalize()
-            pipeline.load()
+            finish_pending(pipeline)
         known = known_files(pipeline)
         source = landing_source(
             cfg.landing,

@@ -45,6 +45,13 @@ DataDirOption = Annotated[
     str,
     typer.Option(help="Data folder (warehouse, quarantine, docs). \\[env: SHOPFLOOR_DATA_DIR]"),
 ]
+LakehouseOption = Annotated[
+    str,
+    typer.Option(
+        help="Keep every table in a DuckLake under this URL or folder (e.g. s3://plant/lake) "
+        "instead of the DuckDB file. \\[env: SHOPFLOOR_LAKEHOUSE]"
+    ),
+]
 LandingOption = Annotated[
     str, typer.Option(help="Landing area: folder or fsspec URL. \\[env: SHOPFLOOR_LANDING]")
 ]
@@ -85,15 +92,17 @@ def _check_writable(settings: Settings, landing: bool = True) -> None:
             )
         if not os.access(where, os.R_OK | os.X_OK):
             _usage_error(f"landing area {where} is not readable")
-    warehouse = Path(settings.warehouse)
-    if not warehouse.exists():  # a typo in the data folder would start a second warehouse
+    from shopfloor.warehouse import exists, location
+
+    warehouse, there = location(settings), exists(settings)
+    if not there:  # a typo in the data folder would start a second warehouse
         console.print(
             f"new warehouse: {warehouse} (data folder {data}, settings: `shopfloor config`)",
             highlight=False,
             soft_wrap=True,
         )
     if (
-        warehouse.exists()
+        there
         and settings.sources["pseudonym_key"] == "default"
         and not settings.pseudonym_key_file.exists()
     ):
@@ -292,14 +301,12 @@ def simulate(
 def ingest(
     landing: LandingOption = "",
     data_dir: DataDirOption = "",
+    lakehouse: LakehouseOption = "",
     warehouse: Annotated[
         str,
         typer.Option(
             help="DuckDB file. \\[env: SHOPFLOOR_WAREHOUSE] \\[default: DATA_DIR/warehouse.duckdb]"
         ),
-    ] = "",
-    lakehouse: Annotated[
-        str, typer.Option(help="Load Parquet to this folder or URL instead of DuckDB.")
     ] = "",
     workers: Annotated[int, typer.Option(min=1, help="Parser threads.")] = 2,
 ) -> None:
@@ -313,9 +320,11 @@ def ingest(
 
     from shopfloor.run import ingest_config
 
-    settings = _settings(landing=landing, data_dir=data_dir, warehouse=warehouse)
+    settings = _settings(
+        landing=landing, data_dir=data_dir, lakehouse=lakehouse, warehouse=warehouse
+    )
     _check_writable(settings)
-    cfg = replace(ingest_config(settings), lakehouse=lakehouse, workers=workers)
+    cfg = replace(ingest_config(settings), workers=workers)
     summary = ingest_with_progress(cfg)
     if summary.status != "succeeded":
         raise typer.Exit(1)
@@ -328,7 +337,7 @@ def ingest_with_progress(cfg: IngestConfig) -> IngestSummary:
     from ingestion.pipeline import redact, run_ingest
 
     console.print(
-        f"Ingesting [cyan]{cfg.landing}[/] into [cyan]{cfg.lakehouse or cfg.warehouse}[/]"
+        f"Ingesting [cyan]{cfg.landing}[/] into [cyan]{cfg.destination_name or cfg.warehouse}[/]"
     )
     with Progress(
         TextColumn("{task.description}"),
@@ -391,11 +400,13 @@ def _warn_silent_landing(cfg: IngestConfig) -> None:
     """A landing area with no telemetry at all: a typo, unless the plant is new."""
     import duckdb
 
+    row = None
     try:
-        with duckdb.connect(cfg.warehouse, read_only=True) as con:
-            row = con.sql("select count(*) from raw.landing_files").fetchone()
+        if cfg.destination is None:  # the lakehouse's count would cost a catalog attach
+            with duckdb.connect(cfg.warehouse, read_only=True) as con:
+                row = con.sql("select count(*) from raw.landing_files").fetchone()
     except duckdb.Error:
-        row = None
+        pass
     earlier = row[0] if row else 0
     if earlier:
         console.print(
@@ -411,6 +422,7 @@ def _warn_silent_landing(cfg: IngestConfig) -> None:
 @app.command()
 def build(
     data_dir: DataDirOption = "",
+    lakehouse: LakehouseOption = "",
     select: Annotated[str | None, typer.Option(help="dbt node selection, e.g. marts.")] = None,
     exclude: Annotated[
         str | None, typer.Option(help="dbt nodes to leave out, e.g. test_type:data.")
@@ -423,7 +435,7 @@ def build(
     args = ["build"] + (["--select", select] if select else [])
     args += ["--exclude", exclude] if exclude else []
     args += ["--full-refresh"] if full_refresh else []
-    settings = _settings(data_dir=data_dir)
+    settings = _settings(data_dir=data_dir, lakehouse=lakehouse)
     _check_writable(settings, landing=False)
     result = run_dbt(args, settings)
     if not result.success:
@@ -434,6 +446,7 @@ def build(
 @app.command()
 def docs(
     data_dir: DataDirOption = "",
+    lakehouse: LakehouseOption = "",
     serve: Annotated[
         bool, typer.Option(help="Serve the site on localhost after building.")
     ] = False,
@@ -443,7 +456,7 @@ def docs(
 
     from shopfloor.dbt import run_dbt
 
-    settings = _settings(data_dir=data_dir)
+    settings = _settings(data_dir=data_dir, lakehouse=lakehouse)
     result = run_dbt(["docs", "generate", "--static"], settings)
     if not result.success:
         console.print("[red]dbt docs generate failed[/]")
@@ -461,25 +474,23 @@ def docs(
 
 
 def _connect(settings: Settings) -> duckdb.DuckDBPyConnection:
-    from pathlib import Path
+    from shopfloor.warehouse import connect, exists, location
 
-    import duckdb
-
-    path = settings.warehouse
-
-    if not Path(path).exists():
+    if not exists(settings):
         console.print(
-            f"[red]No warehouse at {path}[/]: run `shopfloor ingest` and `shopfloor build`"
+            f"[red]No warehouse at {location(settings)}[/]: run `shopfloor ingest` and "
+            "`shopfloor build`"
         )
         raise typer.Exit(1)
     # never read_only: after an in-process dbt run (demo) DuckDB refuses a second
     # connection to the same file with a different configuration
-    return duckdb.connect(path)
+    return connect(settings)
 
 
 @app.command()
 def train(
     data_dir: DataDirOption = "",
+    lakehouse: LakehouseOption = "",
     seed: Annotated[int, typer.Option(help="Random seed (same data + seed = same model).")] = 42,
     planning_lead_hours: Annotated[
         str,
@@ -519,6 +530,7 @@ def train(
 
     settings = _settings(
         data_dir=data_dir,
+        lakehouse=lakehouse,
         planning_lead_hours=planning_lead_hours,
         cost_failure=cost_failure,
         cost_visit=cost_visit,
@@ -600,6 +612,7 @@ def _load_model(settings: Settings, version: str | None) -> tuple[Any, dict[str,
 @app.command()
 def score(
     data_dir: DataDirOption = "",
+    lakehouse: LakehouseOption = "",
     model_version: Annotated[
         str | None, typer.Option(help="Model version to score with. \\[default: latest trained]")
     ] = None,
@@ -611,7 +624,7 @@ def score(
     """
     from ml.score import score as score_hours
 
-    settings = _settings(data_dir=data_dir)
+    settings = _settings(data_dir=data_dir, lakehouse=lakehouse)
     model, meta = _load_model(settings, model_version)
     with _connect(settings) as con, console.status("scoring..."):
         try:
@@ -629,6 +642,7 @@ def score(
 @app.command()
 def report(
     data_dir: DataDirOption = "",
+    lakehouse: LakehouseOption = "",
     model_version: Annotated[
         str | None, typer.Option(help="Model version to report on. \\[default: latest trained]")
     ] = None,
@@ -636,7 +650,7 @@ def report(
     """Write the model's evaluation report (Markdown + PNG plots) under DATA_DIR/reports/VERSION."""
     from ml.report import write_report
 
-    settings = _settings(data_dir=data_dir)
+    settings = _settings(data_dir=data_dir, lakehouse=lakehouse)
     _, meta = _load_model(settings, model_version)
     with _connect(settings) as con:
         try:
@@ -648,7 +662,7 @@ def report(
 
 
 @app.command()
-def publish(data_dir: DataDirOption = "") -> None:
+def publish(data_dir: DataDirOption = "", lakehouse: LakehouseOption = "") -> None:
     """Publish the marts to the serving layer BI reads (`shopfloor run` does it every hour).
 
     Writes DATA_DIR/serving: the marts as Parquet (machine-hour marts by day, only the
@@ -658,7 +672,7 @@ def publish(data_dir: DataDirOption = "") -> None:
     from shopfloor.run import publish as publish_marts
     from shopfloor.serving import version_number
 
-    settings = _settings(data_dir=data_dir)
+    settings = _settings(data_dir=data_dir, lakehouse=lakehouse)
     with _connect(settings) as con, console.status("publishing...") as status:
         result = publish_marts(con, settings, lambda text: status.update(text))
     target = " and to PostgreSQL" if settings.bi_postgres_url else ""
@@ -759,6 +773,7 @@ def restore(
 def run(
     landing: LandingOption = "",
     data_dir: DataDirOption = "",
+    lakehouse: LakehouseOption = "",
     wait: Annotated[
         float, typer.Option(help="Seconds to wait for another run to finish (0: exit at once).")
     ] = 0.0,
@@ -783,7 +798,7 @@ def run(
         train_config,
     )
 
-    settings = _settings(landing=landing, data_dir=data_dir)
+    settings = _settings(landing=landing, data_dir=data_dir, lakehouse=lakehouse)
     _check_writable(settings)
     try:
         train_config(settings)  # a bad alert-policy setting fails now, not at training
@@ -850,10 +865,11 @@ def _print_run_summary(s: RunSummary) -> None:
 def show_config(
     landing: LandingOption = "",
     data_dir: DataDirOption = "",
+    lakehouse: LakehouseOption = "",
 ) -> None:
     """The effective settings and where each comes from (flag, environment, shopfloor.toml,
     default); secrets masked."""
-    settings = _settings(landing=landing, data_dir=data_dir)
+    settings = _settings(landing=landing, data_dir=data_dir, lakehouse=lakehouse)
     table = Table(title="shopfloor settings (flag > environment > shopfloor.toml > default)")
     for col in ("setting", "value", "from"):
         table.add_column(col, no_wrap=True)  # a path or a variable name cut in two is no help
@@ -911,7 +927,7 @@ def capacity(
 
 
 @app.command()
-def status(data_dir: DataDirOption = "") -> None:
+def status(data_dir: DataDirOption = "", lakehouse: LakehouseOption = "") -> None:
     """Last runs, silent machines, data quality of the last days and the current top risks.
 
     Reads the serving layer (the marts as the last successful run published them), so it
@@ -923,7 +939,7 @@ def status(data_dir: DataDirOption = "") -> None:
 
     from shopfloor.run import read_runs
 
-    settings = _settings(data_dir=data_dir)
+    settings = _settings(data_dir=data_dir, lakehouse=lakehouse)
     data = settings.data_dir
     runs = read_runs(data, last=5)
     table = Table(title="Last runs (runs.jsonl)")
@@ -941,11 +957,15 @@ def status(data_dir: DataDirOption = "") -> None:
         )
     console.print(table if runs else "[yellow]No `shopfloor run` yet in this data folder.[/]")
     # the serving layer when there is one: reading it never holds the warehouse
+    from shopfloor.warehouse import connect, exists, location
+
     catalog = Path(settings.serving_dir) / "bi.duckdb"
-    path = str(catalog) if catalog.exists() else settings.warehouse
-    if not Path(path).exists():
-        console.print(f"No warehouse yet at {path}: run `shopfloor run` (or ingest and build).")
+    if not catalog.exists() and not exists(settings):
+        console.print(
+            f"No warehouse yet at {location(settings)}: run `shopfloor run` (or ingest and build)."
+        )
         raise typer.Exit(0)
+    path = str(catalog) if catalog.exists() else location(settings)
     if catalog.exists():
         from shopfloor.serving import current_version, version_number
 
@@ -953,7 +973,11 @@ def status(data_dir: DataDirOption = "") -> None:
         shown = f"publish #{version_number(current)}" if current else "no version yet"
         console.print(f"Marts as published to the serving layer, {shown} ({catalog})")
     try:
-        con = duckdb.connect(path, read_only=True)
+        con = (
+            duckdb.connect(path, read_only=True)
+            if catalog.exists()
+            else connect(settings, read_only=True)
+        )
     except duckdb.Error as exc:
         console.print(
             f"[yellow]Warehouse {path} not readable now ({exc}); a run may be writing.[/]"

@@ -38,11 +38,18 @@ def run_dbt(args: list[str], settings: Settings) -> dbtRunnerResult:
     profiles.yml reads the warehouse path through env_var(); the settings are put in
     the environment for this call only, so one resolution serves every stage.
     """
+    from shopfloor.warehouse import dbt_env, prepare
+
     root = project_dir()
-    env = settings.env() | {
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "SHOPFLOOR_DBT_MEMORY": os.environ.get("SHOPFLOOR_DBT_MEMORY", default_memory_limit()),
-    }
+    prepare(settings)
+    env = (
+        settings.env()
+        | dbt_env(settings)
+        | {
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "SHOPFLOOR_DBT_MEMORY": os.environ.get("SHOPFLOOR_DBT_MEMORY", default_memory_limit()),
+        }
+    )
     # dbt's artifacts and the docs site live with the data they describe
     target = settings.data.resolve() / "dbt_target"
     colours = ["--no-use-colors"] if plain_output() else []

@@ -243,6 +243,10 @@ def connect_when_free(
     deadline (a run that released the run lock may still be closing its connection)."""
     import duckdb
 
+    from shopfloor.warehouse import connect, lake_of
+
+    if lake_of(settings) is not None:  # a lake's catalog takes many sessions at once
+        return connect(settings)
     while True:
         try:
             return duckdb.connect(settings.warehouse)
@@ -257,7 +261,9 @@ def connect_when_free(
 
 def wait_for_warehouse(settings: Settings, deadline: float) -> None:
     """Wait until no other process holds the warehouse file, up to the deadline."""
-    if Path(settings.warehouse).exists():
+    from shopfloor.warehouse import lake_of
+
+    if lake_of(settings) is None and Path(settings.warehouse).exists():
         connect_when_free(settings, deadline).close()
 
 
@@ -304,11 +310,17 @@ def ingest_config(settings: Settings) -> IngestConfig:
     """The ingestion's configuration from the run's settings (one warehouse for all stages)."""
     from ingestion.listing import ListingPolicy
     from ingestion.pipeline import IngestConfig
+    from shopfloor.warehouse import dlt_destination, lake_of, location
 
+    lake = lake_of(settings)
     return IngestConfig(
         landing=settings.landing,
         data_dir=settings.data_dir,
         warehouse=settings.warehouse,
+        destination=dlt_destination(settings) if lake else None,
+        destination_name=location(settings),
+        # on the lakehouse, quarantined files are kept next to the tables
+        quarantine=lake.data_url + "quarantine" if lake else "",
         # a key given as a setting (flag, environment, shopfloor.toml); else the key file
         pseudonym_key=""
         if settings.sources["pseudonym_key"] == "default"
@@ -374,14 +386,13 @@ def _build(ctx: RunContext) -> None:
 
 
 def _score(ctx: RunContext) -> None:
-    import duckdb
-
     from ml.model import load, readiness, train
     from ml.score import score
+    from shopfloor.warehouse import connect
 
     summary = ctx.summary
     models = Path(ctx.settings.models_dir)
-    with duckdb.connect(ctx.settings.warehouse) as con:
+    with connect(ctx.settings) as con:
         if not (models / "LATEST").exists():
             # a young plant has no failures yet: its hourly run still succeeds, and
             # the first run with enough history trains by itself
@@ -404,10 +415,10 @@ def _score(ctx: RunContext) -> None:
 
 
 def _publish(ctx: RunContext) -> None:
-    import duckdb
+    from shopfloor.warehouse import connect
 
     ctx.on_step(f"publishing the marts to the serving layer {ctx.settings.serving_dir}")
-    with duckdb.connect(ctx.settings.warehouse) as con:
+    with connect(ctx.settings) as con:
         ctx.summary.published_version = publish(con, ctx.settings, ctx.on_step).version
 
 
@@ -435,7 +446,7 @@ def publish(
 
 
 def _risk(ctx: RunContext) -> None:
-    import duckdb
+    from shopfloor.warehouse import connect
 
     summary = ctx.summary
     if not _dbt(ctx, ["--select", "fct_machine_risk+"]):
@@ -443,7 +454,7 @@ def _risk(ctx: RunContext) -> None:
         return
     # not read_only: in this process dbt's DuckDB instance may still be cached, and a
     # connection with a different configuration to the same file is refused
-    with duckdb.connect(ctx.settings.warehouse) as con:
+    with connect(ctx.settings) as con:
         summary.machines_at_risk = [
             m
             for (m,) in con.sql(

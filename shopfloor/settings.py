@@ -33,6 +33,10 @@ SETTINGS = (
     Setting("data_dir", "SHOPFLOOR_DATA_DIR", "data", "what shopfloor writes (a folder)"),
     Setting("landing", "SHOPFLOOR_LANDING", "<data_dir>/landing", "the plant's landing area"),
     Setting("warehouse", "SHOPFLOOR_WAREHOUSE", "<data_dir>/warehouse.duckdb", "DuckDB file"),
+    Setting("lakehouse", "SHOPFLOOR_LAKEHOUSE", "",
+            "set: every table in a DuckLake under this URL or folder, e.g. s3://plant/lake"),
+    Setting("lake_catalog", "SHOPFLOOR_LAKE_CATALOG", "<data_dir>/lake_catalog.sqlite",
+            "the lakehouse's catalog: a SQLite file or postgres://…", secret=True),
     Setting("models_dir", "SHOPFLOOR_MODELS_DIR", "<data_dir>/models", "trained model versions"),
     Setting("serving_dir", "SHOPFLOOR_SERVING_DIR", "<data_dir>/serving",
             "what BI reads: the marts as Parquet and a catalog of views"),
@@ -131,6 +135,7 @@ def resolve(flags: Mapping[str, str | None] | None = None, cwd: Path | None = No
     for name, under in (
         ("landing", "landing"),
         ("warehouse", "warehouse.duckdb"),
+        ("lake_catalog", "lake_catalog.sqlite"),
         ("models_dir", "models"),
         ("serving_dir", "serving"),
         ("pseudonym_key", ".secrets/pseudonym_key"),

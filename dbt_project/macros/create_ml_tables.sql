@@ -1,21 +1,21 @@
 {#
     The ML step's output tables, created empty when missing (on-run-start), so
     the marts that read them build before any model is trained. ml/score.py
-    only inserts into them; their shape is declared here once.
+    only inserts into them; their shape is declared here once. A DuckLake has
+    no primary keys: there the data tests on the staging models guard the keys.
 #}
 {% macro create_ml_tables() %}
-    create schema if not exists ml;
-    create table if not exists ml.machine_hour_scores (
+    create schema if not exists {{ target.database }}.ml;
+    create table if not exists {{ target.database }}.ml.machine_hour_scores (
         machine_id varchar not null,
         hour_at timestamptz not null,
         model_version varchar not null,
         risk double not null,
         threshold double not null,
         is_alert boolean not null,
-        scored_at timestamptz not null,
-        primary key (machine_id, hour_at, model_version)
+        scored_at timestamptz not null{{ primary_key_unless_lake('machine_id, hour_at, model_version') }}
     );
-    create table if not exists ml.machine_risk_reasons (
+    create table if not exists {{ target.database }}.ml.machine_risk_reasons (
         machine_id varchar not null,
         hour_at timestamptz not null,
         model_version varchar not null,
@@ -24,7 +24,11 @@
         feature_value double,
         reference_value double,
         contribution double not null,
-        scored_at timestamptz not null,
-        primary key (machine_id, model_version, reason_rank)
+        scored_at timestamptz not null{{ primary_key_unless_lake('machine_id, model_version, reason_rank') }}
     );
 {% endmacro %}
+
+{# a DuckLake (the `lake` target) has no primary keys #}
+{% macro primary_key_unless_lake(columns) -%}
+    {%- if target.name != 'lake' %}, primary key ({{ columns }}){% endif -%}
+{%- endmacro %}
