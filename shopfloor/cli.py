@@ -66,6 +66,16 @@ def _settings(**flags: str | None) -> Settings:
         raise  # unreachable
 
 
+def _embedded_only(settings: Settings, command: str) -> None:
+    """Commands that work on the DuckDB file: one line instead of a traceback on a lake."""
+    if settings.lakehouse:
+        _usage_error(
+            f"`shopfloor {command}` works on the DuckDB warehouse; the lakehouse "
+            f"{settings.lakehouse} is kept by its object store and its catalog "
+            "(docs/decisions/0007-lakehouse-ducklake.md)"
+        )
+
+
 def _usage_error(message: str) -> None:
     console.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(EXIT_USAGE)
@@ -720,6 +730,7 @@ def backup(
     from shopfloor.backup import take
 
     settings = _settings(data_dir=data_dir)
+    _embedded_only(settings, "backup")
     with _backup_errors("no backup taken"), console.status("backing up...") as status:
         result = take(settings, destination, wait, lambda text: status.update(text))
     console.print(
@@ -754,6 +765,7 @@ def restore(
     from shopfloor.backup import restore as restore_backup
 
     settings = _settings(data_dir=data_dir)
+    _embedded_only(settings, "restore")
     with _backup_errors("nothing restored"), console.status("restoring...") as status:
         result = restore_backup(settings, source, force, on_step=lambda text: status.update(text))
     console.print(
@@ -901,6 +913,7 @@ def capacity(
     from shopfloor.capacity import load_prices, measure, tables, write_report
 
     settings = _settings(data_dir=data_dir)
+    _embedded_only(settings, "capacity")
     try:
         measured = measure(settings, sla_minutes=sla_minutes)
     except FileNotFoundError as exc:

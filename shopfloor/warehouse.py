@@ -60,8 +60,17 @@ class Lake:
         """The data path with a trailing slash, as DuckLake stores it."""
         return self.data_path.rstrip("/") + "/"
 
+    @property
+    def metadata_schema(self) -> str:
+        """Where the catalog's tables are: dlt puts them in a schema named after the lake
+        on a PostgreSQL catalog; a SQLite file has one schema."""
+        return LAKE if self.catalog_is_postgres else "main"
+
     def attach_sql(self, read_only: bool = False) -> str:
-        options = [f"DATA_PATH '{_quote(self.data_url)}'"]
+        options = [
+            f"DATA_PATH '{_quote(self.data_url)}'",
+            f"METADATA_SCHEMA '{self.metadata_schema}'",
+        ]
         if read_only:
             options.append("READ_ONLY")
         if self.catalog_is_postgres:
@@ -228,6 +237,7 @@ def dbt_env(settings: Settings) -> dict[str, str]:
         "SHOPFLOOR_DBT_TARGET": "lake",
         "SHOPFLOOR_LAKE_ATTACH": lake.attach_sql().split("'")[1],  # ducklake:<catalog>
         "SHOPFLOOR_LAKE_DATA_PATH": lake.data_url,
+        "SHOPFLOOR_LAKE_METADATA_SCHEMA": lake.metadata_schema,
     }
     secret = s3_options(lake.data_path) if lake.on_s3 else {}
     for key in ("key_id", "secret", "session_token", "region", "endpoint", "url_style"):

@@ -39,6 +39,7 @@ _SLOW_FIRST = (
     "test_alert_policy.py",
     "test_outside_data.py",
     "test_run.py",
+    "test_lakehouse.py",
     "test_hostile.py",
     "test_serving.py",
     "test_dbt.py",

@@ -1,4 +1,4 @@
-"""The alert policy keeps what the model knows, on fleets of other seeds and wear scales.
+"""The alert policy keeps what the model knows, on a fleet of another seed and wear scale.
 
 Each fleet is simulated, ingested and built for real, then trained once. The threshold
 the policy picks on the validation period must keep at least 90 % of the best F1 any
@@ -30,7 +30,8 @@ from tests.policy_check import f1_kept, metrics_listed
 
 pytestmark = pytest.mark.slow  # simulates, ingests and builds a fleet of its own
 
-FLEETS = {"seed 11, wear 2.0": (11, 2.0), "seed 23, wear 1.5": (23, 1.5)}
+# one fleet beyond the demo's (test_ml.py): each fleet costs ~80 s of the test budget
+FLEETS = {"seed 11, wear 2.0": (11, 2.0)}
 
 
 def train_fleet(root: Path, seed: int, wear: float) -> tuple[Path, dict[str, Any]]:
@@ -106,7 +107,7 @@ def test_a_model_that_loses_to_a_baseline_says_so_first(
 
     data = tmp_path / "data"
     data.mkdir()
-    fleet_data, _ = fleets["seed 23, wear 1.5"]
+    fleet_data, _ = fleets["seed 11, wear 2.0"]
     shutil.copy2(fleet_data / "warehouse.duckdb", data / "warehouse.duckdb")
     monkeypatch.setattr(
         ml.model,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -20,6 +21,8 @@ from shopfloor.settings import resolve
 from shopfloor.warehouse import connect
 from tests.ducklake_files import read_table
 from tests.fleets import simulate_fleet
+from tests.landing import HandMachine, hours_between, utc, write_hours, write_registry
+from tests.pg import postgres_server
 from tests.s3 import s3_server
 from tests.test_run import last_run
 
@@ -244,3 +247,45 @@ def test_another_engine_reads_the_lake(plant: Plant) -> None:
             )
         )
     }
+
+
+def test_a_postgres_catalog_leaves_only_caches_on_local_disk(tmp_path: Path) -> None:
+    """The lake's catalog in PostgreSQL and its files in a folder (another machine's disk,
+    in production object storage): the data folder holds caches only. Deleted, the next
+    ingest takes dlt's state from the lake and loads nothing twice."""
+    landing, data = tmp_path / "landing", tmp_path / "data"
+    press = HandMachine("PRESS-7", "HP-200", {"ram_force_kn": 850.0, "oil_temp_c": 48.0})
+    lathe = HandMachine("LATHE_02", "TL-9", {"spindle_rpm": 2400.0}, sample_interval_s=900)
+    hours = hours_between(utc(2026, 5, 4), utc(2026, 5, 5, 12))
+    files = write_hours(landing, press, hours) + write_hours(landing, lathe, hours)
+    write_registry(landing, [press, lathe])
+    with postgres_server() as url:
+        env = {
+            **os.environ,
+            "SHOPFLOOR_PSEUDONYM_KEY": "k",
+            "SHOPFLOOR_LAKEHOUSE": str(tmp_path / "lake"),
+            "SHOPFLOOR_LAKE_CATALOG": url,
+        }
+        ingest = ["shopfloor", "ingest", "--data-dir", str(data), "--landing", str(landing)]
+        first = subprocess.run(ingest, capture_output=True, text=True, env=env)
+        assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-2000:]
+        shutil.rmtree(data)
+        again = subprocess.run(ingest, capture_output=True, text=True, env=env)
+        assert again.returncode == 0, again.stdout[-3000:]
+        build = subprocess.run(
+            ["shopfloor", "build", "--data-dir", str(data)], capture_output=True, text=True, env=env
+        )
+        assert build.returncode == 0, build.stdout[-3000:]
+        settings = resolve(
+            {"data_dir": str(data), "lakehouse": str(tmp_path / "lake"), "lake_catalog": url}
+        )
+        with connect(settings, read_only=True) as con:
+            loaded = con.sql(
+                "select count(*), count(*) filter (status = 'loaded') from raw.landing_files"
+            ).fetchone()
+            hours_built = con.sql(
+                "select count(*) from marts.fct_machine_hours where machine_id = 'PRESS-7'"
+            ).fetchone()
+    assert loaded == (files, files)  # each file once, though the second ingest had no state
+    assert hours_built == (len(hours),)
+    assert not list(data.rglob("*.sqlite")) and not list(data.rglob("*.duckdb"))

@@ -13,6 +13,7 @@ import duckdb
 import pytest
 
 from ml.model import TrainConfig, train
+from shopfloor import warehouse
 from shopfloor.settings import SettingsError, resolve
 from tests.landing import HandMachine, hours_between, utc, write_hours, write_registry
 
@@ -83,6 +84,8 @@ def test_misconfigurations_are_one_line_with_exit_code_2(landing: Path, tmp_path
     status = cli("status", "--data-dir", str(tmp_path / "new"))
     assert status.returncode == 0 and "No warehouse yet" in status.stdout
     one_line_error(cli("run", "--data-dir", "s3://plant/data", "--landing", str(landing)), 2, "URL")
+    lake = {"SHOPFLOOR_LAKEHOUSE": str(tmp_path / "lake")}
+    one_line_error(cli("backup", str(tmp_path / "b"), **lake), 2, "works on the DuckDB warehouse")
     read_only = tmp_path / "read_only"
     read_only.mkdir()
     read_only.chmod(stat.S_IRUSR | stat.S_IXUSR)
@@ -138,3 +141,21 @@ def test_settings_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     (tmp_path / "shopfloor.toml").write_text('data_dri = "typo"\n')
     with pytest.raises(SettingsError, match="unknown setting"):
         resolve({}, cwd=tmp_path)
+
+
+def test_a_missing_extension_package_is_named_never_downloaded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(warehouse.EXTENSIONS, "excel", "duckdb-extension-excel")
+    with duckdb.connect() as con:
+        con.execute("set autoinstall_known_extensions = false")
+        with pytest.raises(warehouse.LakeError, match="install the PyPI package") as err:
+            warehouse.install_extensions(con, ["ducklake", "excel"])
+        assert "duckdb-extension-excel==1.5.5" in str(err.value)
+        assert "\n" not in str(err.value)
+        # the packaged ones are installed from their files and loaded
+        loaded = con.sql(
+            "select extension_name from duckdb_extensions() where loaded and"
+            " extension_name = 'ducklake'"
+        ).fetchall()
+    assert loaded == [("ducklake",)]
