@@ -19,7 +19,7 @@ demo: setup
 lint: setup
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
-	$(UV) run sqlfluff lint dbt_project/models dbt_project/tests dbt_project/macros
+	$(UV) run sqlfluff lint --processes 2 dbt_project/models dbt_project/tests dbt_project/macros
 
 typecheck: setup
 	$(UV) run mypy
@@ -41,7 +41,10 @@ postgres:
 pytest: setup browser postgres
 	$(UV) run pytest
 
-test: lint typecheck pytest
+# lint and type checks side by side (one core each), then the tests
+test:
+	@$(MAKE) --no-print-directory -j2 lint typecheck
+	@$(MAKE) --no-print-directory pytest
 
 # the everyday loop: lint, types and every test that needs no fleet of its own or browser
 check: setup

@@ -19,34 +19,28 @@ row twice only after a crash inside dlt's load step; staging deduplicates on
 from __future__ import annotations
 
 import json
-import uuid
-from collections import Counter, deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import dlt
 import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
-from dlt.common.libs.pyarrow import py_arrow_to_table_schema_columns
 from dlt.common.schema.typing import TColumnSchema, TDataType
-from dlt.sources.filesystem import FileItemDict
 
 from ingestion.exports import ExportRows, parse_maintenance_log, parse_registry
 from ingestion.listing import (
     KnownFiles,
-    Listing,
     ListingPolicy,
     SkippedPath,
     file_hour,
     list_telemetry,
 )
-from ingestion.telemetry import ParsedTelemetry, QuarantineError, parse_telemetry, sha256
+from ingestion.load_files import ReadingsWriter
+from ingestion.parsing import FileResult, prefetch
+from ingestion.quarantine import quarantine
+from ingestion.telemetry import sha256
 
 MAINTENANCE_PATH = "maintenance/maintenance_log.csv"
 
@@ -156,49 +150,6 @@ def _table(item: Any, name: str) -> Any:
     )
 
 
-@dataclass
-class _FileResult:
-    item: FileItemDict
-    data_sha: str
-    parsed: ParsedTelemetry | None
-    error: str | None
-    size: int
-    data: bytes | None  # kept only for quarantine
-    vanished: bool = False  # deleted between listing and reading
-    trusted_path: bool = True  # its name says which machine-hour it covers
-
-
-def _read_and_parse(item: FileItemDict, problem: str | None, policy: ListingPolicy) -> _FileResult:
-    """Read one file and parse it, unless its path already condemned it."""
-    size = int(item["size_in_bytes"])
-    trusted = problem is None or problem.startswith(f"{size:,} bytes")  # only too big
-    if size > policy.max_file_bytes:  # never read into memory; stays in the landing area
-        return _FileResult(item, "", None, problem, size, None, trusted_path=trusted)
-    try:
-        data = item.read_bytes()
-    except FileNotFoundError:
-        return _FileResult(item, "", None, None, size, None, vanished=True)
-    digest = sha256(data)
-    if problem:
-        return _FileResult(item, digest, None, problem, len(data), data, trusted_path=trusted)
-    try:
-        parsed = parse_telemetry(data)
-    except QuarantineError as exc:
-        return _FileResult(item, digest, None, str(exc), len(data), data)
-    except Exception as exc:  # a file the parser did not foresee: quarantine, go on
-        reason = f"unreadable: {type(exc).__name__}: {exc}"
-        return _FileResult(item, digest, None, reason, len(data), data)
-    interval = int(parsed.header.keys["sample_interval_s"])
-    most = 2 * -(-3600 // interval) + 10  # twice an hour's rows, and a little slack
-    if parsed.rows_read > most:
-        reason = (
-            f"{parsed.rows_read:,} rows: more than the {most:,} one machine-hour may have "
-            f"at sample_interval_s {interval}"
-        )
-        return _FileResult(item, digest, None, reason, len(data), data)
-    return _FileResult(item, digest, parsed, None, len(data), None)
-
-
 def _machine_from_path(relative_path: str) -> str | None:
     parts = relative_path.split("/")
     return parts[1] if len(parts) >= 3 and parts[0] == "telemetry" else None
@@ -233,14 +184,14 @@ def landing_source(
             on_listed(listing.listed, len(listing.new) + len(listing.skipped), listing.waiting)
         seen_hashes = dict(known.hashes)
         load_id = dlt.current.load_package_state()["load_id"]
-        writer = _ReadingsWriter(load_id, staging_dir)
+        writer = ReadingsWriter(load_id, staging_dir)
         readings: list[pa.Table] = []
         rejects: list[dict[str, Any]] = []
         files = [_skipped(path, ingested_at) for path in listing.skipped]
         for outcome in files:
             if on_file:
                 on_file(outcome)
-        for result in _prefetch(listing, policy, workers):
+        for result in prefetch(listing, policy, workers):
             outcome, parsed_readings, parsed_rejects = _outcome(
                 result, seen_hashes, ingested_at, quarantine_url
             )
@@ -339,7 +290,7 @@ def landing_source(
 
 
 def _outcome(
-    result: _FileResult,
+    result: FileResult,
     seen_hashes: dict[str, str],
     ingested_at: datetime,
     quarantine_url: str | None,
@@ -385,7 +336,7 @@ def _outcome(
         }
     elif parsed is None:
         outcome |= {"status": "quarantined", "reason": result.error}
-        outcome["quarantine_path"] = _quarantine(quarantine_url, rel, result)
+        outcome["quarantine_path"] = quarantine(quarantine_url, rel, result)
         if result.data_sha and result.trusted_path:
             # a file quarantined for its name or hour may come back corrected under a
             # proper name: its content must not then count as a copy
@@ -400,7 +351,7 @@ def _outcome(
                 "status": "quarantined",
                 "reason": f"header machine_id {machine} differs from folder {path_machine}",
             }
-            outcome["quarantine_path"] = _quarantine(quarantine_url, rel, result)
+            outcome["quarantine_path"] = quarantine(quarantine_url, rel, result)
         else:
             readings = parsed.readings
             n = readings.num_rows
@@ -459,7 +410,7 @@ def _skipped(path: SkippedPath, ingested_at: datetime) -> dict[str, Any]:
 
 
 def _flush(
-    writer: _ReadingsWriter,
+    writer: ReadingsWriter,
     readings: list[pa.Table],
     rejects: list[dict[str, Any]],
     files: list[dict[str, Any]],
@@ -474,173 +425,3 @@ def _flush(
     readings.clear()
     rejects.clear()
     files.clear()
-
-
-def _prefetch(listing: Listing, policy: ListingPolicy, workers: int) -> Iterator[_FileResult]:
-    """Read and parse in worker threads, in order, a bounded number of files ahead,
-    so that parsing overlaps with writing and memory does not grow with the batch."""
-    ahead = 16 * max(1, workers)
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        pending: deque[Future[_FileResult]] = deque()
-        for item in listing.new:
-            problem = listing.problems.get(item["relative_path"])
-            pending.append(pool.submit(_read_and_parse, item, problem, policy))
-            if len(pending) >= ahead:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-
-
-class _ReadingsWriter:
-    """Streams a run's readings into as few Parquet load files as possible.
-
-    Written here rather than by dlt's Arrow writer, for reasons measured on this
-    data: dlt writes doubles dictionary-encoded (six times slower for readings,
-    which hardly repeat) and starts a new file at every change of schema, i.e.
-    at every change of machine model, and DuckDB loads one big file much faster
-    than many small ones. A new file starts only when a new sensor column
-    appears. Columns follow the table schema's order, so dlt imports the file
-    as it is.
-
-    Rows are grouped by machine: each machine's files are buffered until
-    `group_rows` readings, then written as one row group. Files arrive in
-    delivery order (every machine's hour, then the next hour), and a machine
-    reports only its model's sensors, so in delivery order every row group
-    mixes all machines and no sensor column is ever all NULL in one; grouped,
-    half the columns of a row group are NULL throughout, and DuckDB's
-    checkpoint of the wide table (paid by every hourly run, in proportion to
-    the whole table) gets cheaper: one new hour on 7 days of history took
-    4.1-4.5 s instead of 6.6-7.0 s (bench/README.md). Memory stays bounded: at
-    most `max_buffered` readings wait, after which the biggest group is written.
-    """
-
-    def __init__(
-        self,
-        load_id: str,
-        staging_dir: str,
-        max_rows: int = 1_000_000,
-        group_rows: int = 65_536,
-        max_buffered: int = 393_216,
-        known_columns: Callable[[], Mapping[str, Any]] | None = None,
-    ) -> None:
-        self.load_id = load_id
-        self.staging_dir = Path(staging_dir)
-        self.writer: pq.ParquetWriter | None = None
-        self.path: Path | None = None
-        self.rows = 0
-        self.max_rows = max_rows
-        self.group_rows = group_rows
-        self.max_buffered = max_buffered
-        self.groups: dict[str, list[pa.Table]] = {}
-        self.group_sizes: Counter[str] = Counter()
-        self.schema: pa.Schema | None = None  # the last file's
-        # the readings table's columns as dlt knows them (its schema, in order)
-        self.known_columns = known_columns or (
-            lambda: (
-                dlt.current.source_schema().tables.get("telemetry_readings", {}).get("columns", {})
-            )
-        )
-
-    def add(self, tables: list[pa.Table]) -> Iterator[Any]:
-        for table in tables:
-            if not table.num_rows:
-                continue
-            machine = table["machine_id"][0].as_py()  # one file: one machine
-            self.groups.setdefault(machine, []).append(table)
-            self.group_sizes[machine] += table.num_rows
-            if self.group_sizes[machine] >= self.group_rows:
-                yield from self._write_group(machine)
-            elif self.group_sizes.total() > self.max_buffered:
-                yield from self._write_group(self.group_sizes.most_common(1)[0][0])
-
-    def _write_group(self, machine: str) -> Iterator[Any]:
-        chunk = pa.concat_tables(self.groups.pop(machine), promote_options="default")
-        del self.group_sizes[machine]
-        chunk = chunk.append_column(
-            "_dlt_load_id", pa.repeat(pa.scalar(self.load_id), chunk.num_rows)
-        )
-        if self.writer and (
-            set(chunk.column_names) - set(self.writer.schema.names)  # a new sensor column
-            or self.rows >= self.max_rows  # or big enough: DuckDB's memory stays bounded
-        ):
-            yield from self._close_file()
-        if self.writer is None:
-            # with the columns of every buffered file too: the groups of the other
-            # machine models then fit in this file instead of starting new ones
-            waiting = [t.schema for tables in self.groups.values() for t in tables]
-            self._open(pa.unify_schemas([chunk.schema, *waiting]))
-        assert self.writer is not None
-        schema = self.writer.schema
-        n = chunk.num_rows
-        columns = [
-            chunk[f.name].cast(f.type) if f.name in chunk.column_names else pa.nulls(n, f.type)
-            for f in schema
-        ]
-        self.writer.write_table(pa.Table.from_arrays(columns, schema=schema), row_group_size=65_536)
-        self.rows += n
-
-    def _open(self, chunk_schema: pa.Schema) -> None:
-        known_columns = self.known_columns()
-        fields = {f.name: f for f in chunk_schema}
-        ordered = [
-            fields.get(name) or pa.field(name, _arrow_type(col))
-            for name, col in known_columns.items()
-            if name in fields or col.get("data_type")
-        ]
-        # and every column this run's earlier files had (machine models differ)
-        if self.schema is not None:
-            ordered += [f for f in self.schema if f.name not in known_columns]
-        names = {f.name for f in ordered}
-        ordered += [f for name, f in fields.items() if name not in names]
-        schema = pa.schema(ordered)
-        self.staging_dir.mkdir(parents=True, exist_ok=True)
-        self.path = self.staging_dir / f"readings_{self.load_id}_{uuid.uuid4().hex[:12]}.parquet"
-        strings = [f.name for f in schema if pa.types.is_string(f.type)]
-        # uncompressed: the file lives only until dlt has loaded it, compressing it
-        # was half of the writer's time, and DuckDB loads both equally fast
-        self.schema = schema
-        self.writer = pq.ParquetWriter(
-            self.path, schema, compression="none", use_dictionary=strings
-        )
-
-    def close(self) -> Iterator[Any]:
-        for machine in sorted(self.groups):
-            yield from self._write_group(machine)
-        yield from self._close_file()
-
-    def _close_file(self) -> Iterator[Any]:
-        if self.writer is None or self.path is None:
-            return
-        schema = self.writer.schema
-        self.writer.close()
-        hints = dlt.mark.make_hints(
-            table_name="telemetry_readings",
-            write_disposition="append",
-            columns=py_arrow_to_table_schema_columns(schema),
-        )
-        yield dlt.mark.with_file_import(str(self.path), "parquet", self.rows, hints=hints)
-        self.writer, self.path, self.rows = None, None, 0
-
-
-def _arrow_type(column: Mapping[str, Any]) -> pa.DataType:
-    """Arrow type of a column the readings table already has (sensors are doubles)."""
-    return {
-        "double": pa.float64(),
-        "text": pa.string(),
-        "bigint": pa.int64(),
-        "timestamp": pa.timestamp("us", tz="UTC"),
-    }.get(column.get("data_type", "double"), pa.float64())
-
-
-def _quarantine(quarantine_url: str | None, rel: str, result: _FileResult) -> str | None:
-    """Keep the original bytes and the reason beside them."""
-    if quarantine_url is None or (result.data is None and not result.data_sha):
-        return None  # never read (too big): it stays where it is in the landing area
-    data = result.data if result.data is not None else result.item.read_bytes()
-    fs, root = fsspec.core.url_to_fs(quarantine_url)
-    target = f"{root.rstrip('/')}/{result.data_sha[:12]}/{rel}"
-    fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
-    fs.pipe_file(target, data)
-    reason = {"file": rel, "sha256": result.data_sha, "reason": result.error}
-    fs.pipe_file(target + ".reason.json", json.dumps(reason, indent=2).encode())
-    return target

@@ -253,7 +253,7 @@ def test_file_level_export_problems_keep_the_previous_snapshot() -> None:
 
 
 def test_a_file_deleted_after_listing_is_recorded_not_fatal(tmp_path: Path) -> None:
-    from ingestion.sources import _read_and_parse
+    from ingestion.parsing import read_and_parse
 
     landing = tmp_path / "landing"
     path = landing / "telemetry/HX-1/2026/05/04/HX-1_20260504T00.txt"
@@ -266,7 +266,7 @@ def test_a_file_deleted_after_listing_is_recorded_not_fatal(tmp_path: Path) -> N
     listing = list_telemetry(fs, str(landing), KnownFiles(), ListingPolicy())
     assert [i["relative_path"] for i in listing.new] == [str(path.relative_to(landing))]
     path.unlink()
-    result = _read_and_parse(listing.new[0], None, ListingPolicy())
+    result = read_and_parse(listing.new[0], None, ListingPolicy())
     assert result.vanished and result.parsed is None
 
 

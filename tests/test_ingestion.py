@@ -20,8 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from ingestion.load_files import ReadingsWriter
 from ingestion.pipeline import IngestConfig, IngestSummary, run_ingest
-from ingestion.sources import _ReadingsWriter
 from shopfloor.simulator.defects import DefectRates
 from shopfloor.simulator.fleet import TECHNICIANS, FleetConfig
 from shopfloor.simulator.simulate import SimulationConfig, simulate
@@ -457,7 +457,7 @@ def test_readings_are_written_grouped_by_machine_in_bounded_memory(
     """The load file holds each machine's readings in row groups of their own (so a
     sensor column the machine's model lacks is NULL throughout one), loses and adds
     no row, and never buffers more than max_buffered readings."""
-    writer = _ReadingsWriter(
+    writer = ReadingsWriter(
         "load1", str(tmp_path), group_rows=6, max_buffered=max_buffered, known_columns=dict
     )
 

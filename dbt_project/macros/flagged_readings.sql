@@ -309,10 +309,7 @@ flagged_long as (
 {% macro sensor_hour_stats(sensors=none) %}
 {%- set sensors = sensors if sensors is not none
     else sensor_columns(ref('stg_landing__telemetry_readings')) -%}
-{%- set stats = [
-    'readings', 'clean_readings', 'value_mean', 'value_std', 'value_min', 'value_max',
-    'value_p95', 'run_value_mean', 'spike_count', 'stuck_count', 'out_of_range_count'
-] -%}
+{%- set stats = sensor_statistic_names() -%}
 clean_wide as (
 
     -- per sensor, the value if no flag is raised, and that clean value while running
@@ -343,18 +340,10 @@ hours_wide as (
         machine_id,
         hour_at,
         {% for s in sensors %}
-            count({{ s }}__value) as {{ s }}__readings,
-            count({{ s }}__clean) as {{ s }}__clean_readings,
-            avg({{ s }}__clean) as {{ s }}__value_mean,
-            stddev_samp({{ s }}__clean) as {{ s }}__value_std,
-            min({{ s }}__clean) as {{ s }}__value_min,
-            max({{ s }}__clean) as {{ s }}__value_max,
-            quantile_cont({{ s }}__clean, 0.95) as {{ s }}__value_p95,
-            avg(case when is_running then {{ s }}__clean end) as {{ s }}__run_value_mean,
-            count_if({{ s }}__spike) as {{ s }}__spike_count,
-            count_if({{ s }}__stuck) as {{ s }}__stuck_count,
-            count_if({{ s }}__out_of_range) as {{ s }}__out_of_range_count
-            {{- "," if not loop.last }}
+            {% for stat in sensor_statistics() %}
+                {{ stat.sql | replace('@', s) }} as {{ s }}__{{ stat.name }}
+                {{- "," if not loop.last }}
+            {% endfor %}{{ "," if not loop.last }}
         {% endfor %}
     from clean_wide
     group by machine_id, hour_at

@@ -11,9 +11,10 @@
     )
 }}
 {#
-    Per machine, hour and sensor: look-back windows over the hourly means of
-    the sensor while the machine ran (6 h and 24 h mean, standard deviation and
-    slope per hour). Windows only look back. Long, like fct_machine_hour_sensors:
+    Per machine, hour and sensor: the hour's statistics declared for the
+    features (macro sensor_statistics) and look-back windows over the hourly
+    means of the sensor while the machine ran (6 h and 24 h mean, standard
+    deviation and slope per hour). Windows only look back. Long, like fct_machine_hour_sensors:
     a new sensor becomes new rows with no SQL edited.
     Incremental by ingestion: for each machine with a file ingested since the
     last build, the hours from its earliest changed hour to 23 hours after
@@ -44,10 +45,8 @@ sensor_hours as (
         machine_id,
         hour_at,
         sensor,
-        value_mean,
-        value_std,
-        value_p95,
-        run_value_mean,
+        {% for stat in sensor_statistic_names(features=true) %}{{ stat }},
+        {% endfor -%}
         spike_count,
         stuck_count,
         out_of_range_count,
@@ -77,10 +76,8 @@ final as (
         machine_id,
         hour_at,
         sensor,
-        value_mean,
-        value_std,
-        value_p95,
-        run_value_mean,
+        {% for stat in sensor_statistic_names(features=true) %}{{ stat }},
+        {% endfor -%}
         avg(run_value_mean) over last_6h as run_mean_6h,
         stddev_samp(run_value_mean) over last_6h as run_std_6h,
         -- a slope needs three hours at least; fewer give NULL, not NaN

@@ -11,7 +11,8 @@
 }}
 {#
     One row per machine, UTC hour and sensor: statistics of the hour's clean
-    readings (not flagged as spike, stuck or out of range) and the flag counts.
+    readings (not flagged as spike, stuck or out of range) and the flag counts,
+    as declared once in macro sensor_statistics.
     The flags are computed here from the wide staged readings (macro
     flagged_readings, the same rules as int_readings_flagged), so an
     incremental run's filter reaches the raw scan, and the statistics
@@ -59,17 +60,9 @@ final as (
         sensor_hours.machine_id,
         sensor_hours.hour_at,
         slot_sensors.sensor,
-        sensor_hours.readings,
-        sensor_hours.clean_readings,
-        sensor_hours.value_mean,
-        sensor_hours.value_std,
-        sensor_hours.value_min,
-        sensor_hours.value_max,
-        sensor_hours.value_p95,
-        sensor_hours.run_value_mean,
-        sensor_hours.spike_count::bigint as spike_count,
-        sensor_hours.stuck_count::bigint as stuck_count,
-        sensor_hours.out_of_range_count::bigint as out_of_range_count,
+        {% for stat in sensor_statistics() %}
+            sensor_hours.{{ stat.name }}::{{ stat.type }} as {{ stat.name }},
+        {% endfor %}
         hour_ingestions.source_ingested_at
     from sensor_hours
     inner join slot_sensors

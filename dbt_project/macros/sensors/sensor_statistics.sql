@@ -1,0 +1,38 @@
+{#
+    The statistics of a sensor's hour: the one declaration that builds
+    fct_machine_hour_sensors (aggregate, unpivot, columns) and, for those with
+    `features`, the columns fct_machine_hour_sensor_features carries to the
+    model (ml/features.py takes every column it finds there).
+
+    `sql` aggregates one sensor over an hour's wide flagged rows: `@` stands
+    for the sensor's columns, `@__value` (the reading), `@__clean` (the reading
+    when no flag is raised), `@__spike`, `@__stuck`, `@__out_of_range` (the
+    flags), and `is_running` is the machine's RUN status. A new statistic is
+    one line here plus its column (type and description) in
+    models/marts/_marts__models.yml.
+#}
+{% macro sensor_statistics() %}
+    {{ return([
+        {'name': 'readings', 'sql': 'count(@__value)', 'type': 'bigint'},
+        {'name': 'clean_readings', 'sql': 'count(@__clean)', 'type': 'bigint'},
+        {'name': 'value_mean', 'sql': 'avg(@__clean)', 'type': 'double', 'features': true},
+        {'name': 'value_std', 'sql': 'stddev_samp(@__clean)', 'type': 'double', 'features': true},
+        {'name': 'value_min', 'sql': 'min(@__clean)', 'type': 'double'},
+        {'name': 'value_max', 'sql': 'max(@__clean)', 'type': 'double'},
+        {'name': 'value_p95', 'sql': 'quantile_cont(@__clean, 0.95)', 'type': 'double', 'features': true},
+        {'name': 'run_value_mean', 'sql': 'avg(case when is_running then @__clean end)', 'type': 'double', 'features': true},
+        {'name': 'spike_count', 'sql': 'count_if(@__spike)', 'type': 'bigint'},
+        {'name': 'stuck_count', 'sql': 'count_if(@__stuck)', 'type': 'bigint'},
+        {'name': 'out_of_range_count', 'sql': 'count_if(@__out_of_range)', 'type': 'bigint'},
+    ]) }}
+{% endmacro %}
+
+
+{# the names of the statistics, those carried to the features mart only if `features` #}
+{% macro sensor_statistic_names(features=false) %}
+    {%- set names = [] -%}
+    {%- for stat in sensor_statistics() if stat.features or not features -%}
+        {%- do names.append(stat.name) -%}
+    {%- endfor -%}
+    {{ return(names) }}
+{% endmacro %}
