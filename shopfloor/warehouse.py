@@ -256,17 +256,22 @@ LAKE_OPTIONS = {
 }
 
 
+_PREPARED: set[Lake] = set()  # lakes this process has prepared
+
+
 def prepare(settings: Settings) -> None:
     """Before an engine that attaches the lake by itself (dbt, dlt) runs: the extensions
     installed from their packages (an attach autoloads them, and DuckDB would otherwise
-    download them) and the lake created with its options."""
-    if lake_of(settings) is None:
+    download them) and the lake created with its options. Once per process and lake."""
+    lake = lake_of(settings)
+    if lake is None or lake in _PREPARED:
         return
     with connect(settings) as con:
         current = dict(con.sql(f"select option_name, value from {LAKE}.options()").fetchall())
         for name, value in LAKE_OPTIONS.items():
             if current.get(name) != value:
                 con.execute(f"CALL {LAKE}.set_option('{name}', '{value}')")
+    _PREPARED.add(lake)
 
 
 def dlt_destination(settings: Settings) -> Any:

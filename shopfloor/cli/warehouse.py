@@ -1,0 +1,222 @@
+"""Commands on the warehouse and what BI reads: `build`, `docs`, `publish`, `status`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from shopfloor.settings import Settings
+
+if TYPE_CHECKING:
+    import duckdb
+
+
+from shopfloor.cli._common import (
+    DataDirOption,
+    LakehouseOption,
+    _check_writable,
+    _settings,
+    app,
+    console,
+)
+
+
+@app.command()
+def build(
+    data_dir: DataDirOption = "",
+    lakehouse: LakehouseOption = "",
+    select: Annotated[str | None, typer.Option(help="dbt node selection, e.g. marts.")] = None,
+    exclude: Annotated[
+        str | None, typer.Option(help="dbt nodes to leave out, e.g. test_type:data.")
+    ] = None,
+    full_refresh: Annotated[bool, typer.Option(help="Rebuild incremental models.")] = False,
+) -> None:
+    """Build and test the dbt warehouse (`dbt build`): staging, marts, tests, contracts."""
+    from shopfloor.dbt import run_dbt
+
+    args = ["build"] + (["--select", select] if select else [])
+    args += ["--exclude", exclude] if exclude else []
+    args += ["--full-refresh"] if full_refresh else []
+    settings = _settings(data_dir=data_dir, lakehouse=lakehouse)
+    _check_writable(settings, landing=False)
+    result = run_dbt(args, settings)
+    if not result.success:
+        console.print("[red]dbt build failed[/] (see the log above)")
+        raise typer.Exit(1)
+
+
+@app.command()
+def docs(
+    data_dir: DataDirOption = "",
+    lakehouse: LakehouseOption = "",
+    serve: Annotated[
+        bool, typer.Option(help="Serve the site on localhost after building.")
+    ] = False,
+    port: Annotated[int, typer.Option(help="Port for --serve.")] = 8080,
+) -> None:
+    """Generate the dbt docs site as one static HTML file (lineage, models, columns)."""
+
+    from shopfloor.dbt import run_dbt
+
+    settings = _settings(data_dir=data_dir, lakehouse=lakehouse)
+    result = run_dbt(["docs", "generate", "--static"], settings)
+    if not result.success:
+        console.print("[red]dbt docs generate failed[/]")
+        raise typer.Exit(1)
+    site = settings.data.resolve() / "dbt_target" / "static_index.html"
+    console.print(f"Docs site: [cyan]{site}[/] (one file, opens offline)")
+    if serve:
+        import functools
+        import http.server
+
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=site.parent)
+        with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as httpd:
+            console.print(f"Serving on http://127.0.0.1:{port}/static_index.html (Ctrl-C stops)")
+            httpd.serve_forever()
+
+
+def _connect(settings: Settings) -> duckdb.DuckDBPyConnection:
+    from shopfloor.warehouse import connect, exists, location
+
+    if not exists(settings):
+        console.print(
+            f"[red]No warehouse at {location(settings)}[/]: run `shopfloor ingest` and "
+            "`shopfloor build`"
+        )
+        raise typer.Exit(1)
+    # never read_only: after an in-process dbt run (demo) DuckDB refuses a second
+    # connection to the same file with a different configuration
+    return connect(settings)
+
+
+@app.command()
+def publish(data_dir: DataDirOption = "", lakehouse: LakehouseOption = "") -> None:
+    """Publish the marts to the serving layer BI reads (`shopfloor run` does it every hour).
+
+    Writes DATA_DIR/serving: the marts as Parquet (machine-hour marts by day, only the
+    days that changed) and bi.duckdb, a catalog of views that BI tools open read-only.
+    Connection settings: docs/operations.md.
+    """
+    from shopfloor.run import publish as publish_marts
+    from shopfloor.serving import version_number
+
+    settings = _settings(data_dir=data_dir, lakehouse=lakehouse)
+    with _connect(settings) as con, console.status("publishing...") as status:
+        result = publish_marts(con, settings, lambda text: status.update(text))
+    target = " and to PostgreSQL" if settings.bi_postgres_url else ""
+    console.print(
+        f"Published the marts as publish #{version_number(result.version)}{target}"
+        f" in {result.seconds} s "
+        f"({result.days_written} day partitions written, {result.days_linked} unchanged)\n"
+        f"BI catalog: [cyan]{Path(settings.serving_dir).resolve() / 'bi.duckdb'}[/]"
+    )
+
+
+@app.command()
+def status(data_dir: DataDirOption = "", lakehouse: LakehouseOption = "") -> None:
+    """Last runs, silent machines, data quality of the last days and the current top risks.
+
+    Reads the serving layer (the marts as the last successful run published them), so it
+    never holds the warehouse a run needs; the warehouse only when nothing is published.
+    """
+    from pathlib import Path
+
+    import duckdb
+
+    from shopfloor.run import read_runs
+
+    settings = _settings(data_dir=data_dir, lakehouse=lakehouse)
+    data = settings.data_dir
+    runs = read_runs(data, last=5)
+    table = Table(title="Last runs (runs.jsonl)")
+    for col in ("started", "status", "files new", "quarantined", "rows", "tests p/w/f", "at risk"):
+        table.add_column(col)
+    for r in runs:
+        table.add_row(
+            r["started_at"],
+            r["status"] + (f" ({r['failed_stage']})" if r.get("failed_stage") else ""),
+            str(r["files_new"]),
+            str(r["files_quarantined"]),
+            f"{r['rows_loaded']:,}",
+            f"{r['tests_passed']}/{r['tests_warned']}/{r['tests_failed']}",
+            str(len(r["machines_at_risk"])),
+        )
+    console.print(table if runs else "[yellow]No `shopfloor run` yet in this data folder.[/]")
+    # the serving layer when there is one: reading it never holds the warehouse
+    from shopfloor.warehouse import connect, exists, location
+
+    catalog = Path(settings.serving_dir) / "bi.duckdb"
+    if not catalog.exists() and not exists(settings):
+        console.print(
+            f"No warehouse yet at {location(settings)}: run `shopfloor run` (or ingest and build)."
+        )
+        raise typer.Exit(0)
+    path = str(catalog) if catalog.exists() else location(settings)
+    if catalog.exists():
+        from shopfloor.serving import current_version, version_number
+
+        current = current_version(Path(settings.serving_dir))
+        shown = f"publish #{version_number(current)}" if current else "no version yet"
+        console.print(f"Marts as published to the serving layer, {shown} ({catalog})")
+    try:
+        con = (
+            duckdb.connect(path, read_only=True)
+            if catalog.exists()
+            else connect(settings, read_only=True)
+        )
+    except duckdb.Error as exc:
+        console.print(
+            f"[yellow]Warehouse {path} not readable now ({exc}); a run may be writing.[/]"
+        )
+        raise typer.Exit(0) from exc
+    with con:
+        tables = {
+            t
+            for (t,) in con.sql(
+                "select table_name from information_schema.tables where table_schema = 'marts'"
+            ).fetchall()
+        }
+        if "fct_machine_last_seen" in tables:
+            silent = con.sql(
+                "select machine_id, hours_behind_fleet from marts.fct_machine_last_seen"
+                " where is_silent order by 1"
+            ).fetchall()
+            console.print(
+                "Silent machines: "
+                + (", ".join(f"{m} ({h} h behind)" for m, h in silent) or "none")
+            )
+        if "fct_data_quality" in tables:
+            dq = Table(title="Data quality, last 7 days")
+            cols = [
+                "data_date",
+                "files_expected",
+                "files_received",
+                "files_partial",
+                "files_quarantined",
+                "hours_missing",
+                "rows_rejected",
+                "completeness",
+            ]
+            for col in cols:
+                dq.add_column(col)
+            for row in con.sql(
+                "select data_date, sum(files_expected), sum(files_received), sum(files_partial),"
+                " sum(files_quarantined), sum(hours_missing), sum(rows_rejected),"
+                " round(avg(completeness), 3)"
+                " from marts.fct_data_quality group by data_date order by data_date desc limit 7"
+            ).fetchall():
+                dq.add_row(*(str(v) for v in row))
+            console.print(dq)
+        if "fct_machine_risk" in tables:
+            risk = Table(title="Current top risks (marts.fct_machine_risk)")
+            for col in ("machine", "risk", "band", "action", "top reasons"):
+                risk.add_column(col)
+            for m, r, band, action, reasons in con.sql(
+                "select machine_id, risk, risk_band, recommended_action, top_reasons"
+                " from marts.fct_machine_risk order by risk desc nulls last limit 5"
+            ).fetchall():
+                risk.add_row(m, "n/a" if r is None else f"{r:.2f}", band, action, reasons or "")
+            console.print(risk)
