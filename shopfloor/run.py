@@ -446,6 +446,7 @@ def publish(
 
 
 def _risk(ctx: RunContext) -> None:
+    from shopfloor import marts
     from shopfloor.warehouse import connect
 
     summary = ctx.summary
@@ -455,18 +456,8 @@ def _risk(ctx: RunContext) -> None:
     # not read_only: in this process dbt's DuckDB instance may still be cached, and a
     # connection with a different configuration to the same file is refused
     with connect(ctx.settings) as con:
-        summary.machines_at_risk = [
-            m
-            for (m,) in con.sql(
-                "select machine_id from marts.fct_machine_risk where is_alert order by risk desc"
-            ).fetchall()
-        ]
-        summary.silent_machines = [
-            m
-            for (m,) in con.sql(
-                "select machine_id from marts.fct_machine_last_seen where is_silent order by 1"
-            ).fetchall()
-        ]
+        summary.machines_at_risk = marts.machines_on_alert(con)
+        summary.silent_machines = [m for m, _ in marts.silent_machines(con)]
 
 
 def read_runs(data_dir: str, last: int = 5) -> list[dict[str, Any]]:

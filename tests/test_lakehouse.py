@@ -26,7 +26,7 @@ from tests.pg import postgres_server
 from tests.s3 import s3_server
 from tests.test_run import last_run
 
-pytestmark = pytest.mark.slow  # simulates a fleet, runs the pipeline five times
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # a fleet of its own, five runs on S3
 
 MACHINES = 4
 HOURS = 9 * 24

@@ -20,7 +20,7 @@ from shopfloor.capacity import measure
 from shopfloor.settings import resolve
 from tests.fleets import simulate_fleet
 
-pytestmark = pytest.mark.slow  # simulates, ingests and builds a fleet of its own
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # a fleet of its own, `shopfloor run`s
 
 MACHINES = 6
 HOURS = 20 * 24

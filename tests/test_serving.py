@@ -26,7 +26,7 @@ from shopfloor.simulator.fleet import TECHNICIANS
 from tests.fleets import simulate_fleet
 from tests.pg import postgres_server
 
-pytestmark = pytest.mark.slow  # simulates, ingests and builds a fleet of its own
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # a fleet of its own, `shopfloor run`s
 
 MACHINES = 4
 HOURS = 3 * 24

@@ -126,6 +126,7 @@ def status(data_dir: DataDirOption = "", lakehouse: LakehouseOption = "") -> Non
 
     import duckdb
 
+    from shopfloor import marts
     from shopfloor.run import read_runs
 
     settings = _settings(data_dir=data_dir, lakehouse=lakehouse)
@@ -173,50 +174,24 @@ def status(data_dir: DataDirOption = "", lakehouse: LakehouseOption = "") -> Non
         )
         raise typer.Exit(0) from exc
     with con:
-        tables = {
-            t
-            for (t,) in con.sql(
-                "select table_name from information_schema.tables where table_schema = 'marts'"
-            ).fetchall()
-        }
+        tables = marts.present(con)
         if "fct_machine_last_seen" in tables:
-            silent = con.sql(
-                "select machine_id, hours_behind_fleet from marts.fct_machine_last_seen"
-                " where is_silent order by 1"
-            ).fetchall()
+            silent = marts.silent_machines(con)
             console.print(
                 "Silent machines: "
                 + (", ".join(f"{m} ({h} h behind)" for m, h in silent) or "none")
             )
         if "fct_data_quality" in tables:
             dq = Table(title="Data quality, last 7 days")
-            cols = [
-                "data_date",
-                "files_expected",
-                "files_received",
-                "files_partial",
-                "files_quarantined",
-                "hours_missing",
-                "rows_rejected",
-                "completeness",
-            ]
-            for col in cols:
+            for col in marts.DATA_QUALITY_COLUMNS:
                 dq.add_column(col)
-            for row in con.sql(
-                "select data_date, sum(files_expected), sum(files_received), sum(files_partial),"
-                " sum(files_quarantined), sum(hours_missing), sum(rows_rejected),"
-                " round(avg(completeness), 3)"
-                " from marts.fct_data_quality group by data_date order by data_date desc limit 7"
-            ).fetchall():
+            for row in marts.data_quality_by_day(con, days=7):
                 dq.add_row(*(str(v) for v in row))
             console.print(dq)
         if "fct_machine_risk" in tables:
             risk = Table(title="Current top risks (marts.fct_machine_risk)")
             for col in ("machine", "risk", "band", "action", "top reasons"):
                 risk.add_column(col)
-            for m, r, band, action, reasons in con.sql(
-                "select machine_id, risk, risk_band, recommended_action, top_reasons"
-                " from marts.fct_machine_risk order by risk desc nulls last limit 5"
-            ).fetchall():
+            for m, r, band, action, reasons in marts.top_risks(con, limit=5):
                 risk.add_row(m, "n/a" if r is None else f"{r:.2f}", band, action, reasons or "")
             console.print(risk)

@@ -1,0 +1,69 @@
+"""What the plant asks of the marts, in one place: read by `shopfloor run` (its summary)
+and `shopfloor status`, from the warehouse or from the serving layer's catalog."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import duckdb
+
+DATA_QUALITY_COLUMNS = (
+    "data_date",
+    "files_expected",
+    "files_received",
+    "files_partial",
+    "files_quarantined",
+    "hours_missing",
+    "rows_rejected",
+    "completeness",
+)
+
+
+def present(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """The marts this database holds (a young warehouse may lack some)."""
+    return {
+        t
+        for (t,) in con.sql(
+            "select table_name from information_schema.tables where table_schema = 'marts'"
+        ).fetchall()
+    }
+
+
+def silent_machines(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
+    """(machine, hours behind the fleet) of the machines that stopped sending files."""
+    return [
+        (m, h)
+        for m, h in con.sql(
+            "select machine_id, hours_behind_fleet from marts.fct_machine_last_seen"
+            " where is_silent order by 1"
+        ).fetchall()
+    ]
+
+
+def machines_on_alert(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The machines the model alerts on, highest risk first."""
+    return [
+        m
+        for (m,) in con.sql(
+            "select machine_id from marts.fct_machine_risk where is_alert order by risk desc"
+        ).fetchall()
+    ]
+
+
+def top_risks(con: duckdb.DuckDBPyConnection, limit: int = 5) -> list[tuple[Any, ...]]:
+    """(machine, risk, band, action, reasons), highest risk first."""
+    return con.sql(
+        "select machine_id, risk, risk_band, recommended_action, top_reasons"
+        f" from marts.fct_machine_risk order by risk desc nulls last limit {int(limit)}"
+    ).fetchall()
+
+
+def data_quality_by_day(con: duckdb.DuckDBPyConnection, days: int = 7) -> list[tuple[Any, ...]]:
+    """The plant's data quality per day (DATA_QUALITY_COLUMNS), newest first."""
+    return con.sql(
+        "select data_date, sum(files_expected), sum(files_received), sum(files_partial),"
+        " sum(files_quarantined), sum(hours_missing), sum(rows_rejected),"
+        " round(avg(completeness), 3)"
+        f" from marts.fct_data_quality group by data_date order by data_date desc limit {int(days)}"
+    ).fetchall()
