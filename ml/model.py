@@ -173,13 +173,13 @@ def readiness(con: duckdb.DuckDBPyConnection) -> Readiness:
 @dataclass
 class TrainResult:
     version: str
-    path: Path
+    path: str  # the version's folder or URL
     metadata: dict[str, Any]
 
 
 def train(
     con: duckdb.DuckDBPyConnection,
-    models_dir: Path,
+    models_dir: str | Path,
     config: TrainConfig | None = None,
     *,
     now: datetime | None = None,
@@ -323,17 +323,37 @@ def _observed(frame: pd.DataFrame, features: list[str]) -> list[str]:
     return [f for f in features if frame[f].notna().any()]
 
 
-def save(model: object, metadata: dict[str, Any], models_dir: Path) -> Path:
+def save(model: object, metadata: dict[str, Any], models_dir: str | Path) -> str:
+    """Write a model version under models_dir (a folder or an fsspec URL), then point
+    LATEST at it: a reader never finds LATEST naming a version not written yet."""
     import skops.io as sio
 
-    path = Path(models_dir) / metadata["version"]
-    path.mkdir(parents=True, exist_ok=True)
-    sio.dump(model, path / "model.skops")
+    fs, root = _models_fs(models_dir)
+    path = f"{root}/{metadata['version']}"
+    fs.makedirs(path, exist_ok=True)
+    blob = sio.dumps(model)
+    fs.pipe_file(f"{path}/model.skops", blob)
     # the types a load may instantiate: recorded now, checked again at load time
-    metadata["trusted_types"] = sorted(sio.get_untrusted_types(file=path / "model.skops"))
-    (path / "metadata.json").write_text(json.dumps(metadata, indent=2, default=str))
-    (Path(models_dir) / LATEST).write_text(metadata["version"] + "\n")
+    metadata["trusted_types"] = sorted(sio.get_untrusted_types(data=blob))
+    fs.pipe_file(f"{path}/metadata.json", json.dumps(metadata, indent=2, default=str).encode())
+    fs.pipe_file(f"{root}/{LATEST}", (metadata["version"] + "\n").encode())
     return path
+
+
+def _models_fs(models_dir: str | Path) -> tuple[Any, str]:
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(str(models_dir))
+    return fs, root.rstrip("/")
+
+
+def latest_version(models_dir: str | Path) -> str | None:
+    """The version LATEST names, or None before the first training."""
+    fs, root = _models_fs(models_dir)
+    try:
+        return str(fs.cat_file(f"{root}/{LATEST}").decode().strip()) or None
+    except FileNotFoundError:
+        return None
 
 
 TRUSTED_PREFIXES = (
@@ -346,21 +366,21 @@ TRUSTED_PREFIXES = (
 )
 
 
-def load(models_dir: Path, version: str | None = None) -> tuple[Any, dict[str, Any]]:
+def load(models_dir: str | Path, version: str | None = None) -> tuple[Any, dict[str, Any]]:
     """Load a model version (default: the latest trained). Refuses foreign types."""
     import skops.io as sio
 
-    models_dir = Path(models_dir)
+    fs, root = _models_fs(models_dir)
     if version is None:
-        latest = models_dir / LATEST
-        if not latest.exists():
+        version = latest_version(models_dir)
+        if version is None:
             raise FileNotFoundError(f"no model trained yet in {models_dir} (run `shopfloor train`)")
-        version = latest.read_text().strip()
-    path = models_dir / version
-    metadata = json.loads((path / "metadata.json").read_text())
-    untrusted = sio.get_untrusted_types(file=path / "model.skops")
+    path = f"{root}/{version}"
+    metadata = json.loads(fs.cat_file(f"{path}/metadata.json"))
+    blob = fs.cat_file(f"{path}/model.skops")
+    untrusted = sio.get_untrusted_types(data=blob)
     foreign = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
     if foreign or not set(untrusted) <= set(metadata["trusted_types"]):
         raise ValueError(f"refusing to load {path}: unexpected types {foreign or untrusted}")
-    model = sio.load(path / "model.skops", trusted=untrusted)
+    model = sio.loads(blob, trusted=untrusted)
     return model, metadata

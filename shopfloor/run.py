@@ -386,14 +386,14 @@ def _build(ctx: RunContext) -> None:
 
 
 def _score(ctx: RunContext) -> None:
-    from ml.model import load, readiness, train
+    from ml.model import latest_version, load, readiness, train
     from ml.score import score
     from shopfloor.warehouse import connect
 
     summary = ctx.summary
-    models = Path(ctx.settings.models_dir)
+    models = ctx.settings.models_dir
     with connect(ctx.settings) as con:
-        if not (models / "LATEST").exists():
+        if latest_version(models) is None:
             # a young plant has no failures yet: its hourly run still succeeds, and
             # the first run with enough history trains by itself
             if not (ready := readiness(con)).ready:

@@ -37,7 +37,8 @@ SETTINGS = (
             "set: every table in a DuckLake under this URL or folder, e.g. s3://plant/lake"),
     Setting("lake_catalog", "SHOPFLOOR_LAKE_CATALOG", "<data_dir>/lake_catalog.sqlite",
             "the lakehouse's catalog: a SQLite file or postgres://…", secret=True),
-    Setting("models_dir", "SHOPFLOOR_MODELS_DIR", "<data_dir>/models", "trained model versions"),
+    Setting("models_dir", "SHOPFLOOR_MODELS_DIR", "<data_dir>/models",
+            "trained model versions: a folder or an fsspec URL (<lakehouse>/models on a lake)"),
     Setting("serving_dir", "SHOPFLOOR_SERVING_DIR", "<data_dir>/serving",
             "what BI reads: the marts as Parquet and a catalog of views"),
     Setting("bi_postgres_url", "SHOPFLOOR_BI_POSTGRES_URL", "",
@@ -132,6 +133,9 @@ def resolve(flags: Mapping[str, str | None] | None = None, cwd: Path | None = No
             f"data folder {data!r} is a URL: the data folder must be a local path "
             "(the landing area may be a URL, e.g. s3://bucket/landing)"
         )
+    if values["lakehouse"] and sources["models_dir"] == "default":
+        values["models_dir"] = values["lakehouse"].rstrip("/") + "/models"
+        sources["models_dir"] = "default (lakehouse)"
     for name, under in (
         ("landing", "landing"),
         ("warehouse", "warehouse.duckdb"),

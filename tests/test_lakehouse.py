@@ -68,10 +68,10 @@ class Plant:
         assert row is not None
         return row[0] if len(row) == 1 else row
 
-    def objects(self, prefix: str) -> list[str]:
+    def objects(self, prefix: str, suffix: str = ".parquet") -> list[str]:
         fs = s3fs.S3FileSystem()
         fs.invalidate_cache()
-        return [p for p in fs.find(f"plant/lake/{prefix}") if p.endswith(".parquet")]
+        return [p for p in fs.find(f"plant/lake/{prefix}") if p.endswith(suffix)]
 
 
 @pytest.fixture(scope="module")
@@ -154,10 +154,14 @@ def test_runs_on_s3_killed_in_ingest_and_in_build(plant: Plant) -> None:
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
     run1 = last_run(plant.data)
     assert run1["trained"] and run1["tests_failed"] == 0 and run1["tests_passed"] > 50
-    # the tables are Parquet files on S3; the data folder holds no warehouse
+    # the tables are Parquet files on S3, the model versions too; the data folder holds
+    # neither a warehouse nor a model
     for prefix in ("raw/telemetry_readings", "raw/landing_files", "marts/", "ml/"):
         assert plant.objects(prefix), prefix
+    assert plant.objects(f"models/{run1['model_version']}/", "model.skops")
+    assert plant.objects("models/", "LATEST")
     assert not (plant.data / "warehouse.duckdb").exists()
+    assert not list(plant.data.rglob("*.skops"))
     assert plant.one(
         "select (select count(*) from ml.machine_hour_scores)"
         " = (select count(*) from marts.fct_machine_hour_features),"

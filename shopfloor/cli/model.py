@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -81,7 +80,7 @@ def train(
         try:
             result = train_model(
                 con,
-                Path(settings.models_dir),
+                settings.models_dir,
                 cfg,
                 on_step=lambda message: status.update(f"training: {message}..."),
             )
@@ -135,12 +134,11 @@ def _print_metrics(meta: dict[str, Any]) -> None:
 
 def _load_model(settings: Settings, version: str | None) -> tuple[Any, dict[str, Any]]:
     """A model version (default: the latest) or a clear message and exit 1."""
-    from pathlib import Path
 
     from ml.model import load
 
     try:
-        return load(Path(settings.models_dir), version)
+        return load(settings.models_dir, version)
     except (FileNotFoundError, ValueError) as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from exc
