@@ -66,6 +66,13 @@ class Lake:
         on a PostgreSQL catalog; a SQLite file has one schema."""
         return LAKE if self.catalog_is_postgres else "main"
 
+    @property
+    def attach_target(self) -> str:
+        """What ATTACH names: `ducklake:` and the catalog database."""
+        if self.catalog_is_postgres:
+            return "ducklake:postgres:" + _libpq(self.catalog)
+        return "ducklake:sqlite:" + str(Path(self.catalog).resolve())
+
     def attach_sql(self, read_only: bool = False) -> str:
         options = [
             f"DATA_PATH '{_quote(self.data_url)}'",
@@ -73,12 +80,10 @@ class Lake:
         ]
         if read_only:
             options.append("READ_ONLY")
-        if self.catalog_is_postgres:
-            target = "postgres:" + _libpq(self.catalog)
-        else:
-            target = "sqlite:" + str(Path(self.catalog).resolve())
+        if not self.catalog_is_postgres:
             options.append("META_JOURNAL_MODE 'WAL', META_BUSY_TIMEOUT 30000")
-        return f"ATTACH IF NOT EXISTS 'ducklake:{_quote(target)}' AS {LAKE} ({', '.join(options)})"
+        target = _quote(self.attach_target)
+        return f"ATTACH IF NOT EXISTS '{target}' AS {LAKE} ({', '.join(options)})"
 
     def extensions(self) -> list[str]:
         catalog = "postgres_scanner" if self.catalog_is_postgres else "sqlite_scanner"
@@ -235,7 +240,7 @@ def dbt_env(settings: Settings) -> dict[str, str]:
         return {}
     env = {
         "SHOPFLOOR_DBT_TARGET": "lake",
-        "SHOPFLOOR_LAKE_ATTACH": lake.attach_sql().split("'")[1],  # ducklake:<catalog>
+        "SHOPFLOOR_LAKE_ATTACH": lake.attach_target,
         "SHOPFLOOR_LAKE_DATA_PATH": lake.data_url,
         "SHOPFLOOR_LAKE_METADATA_SCHEMA": lake.metadata_schema,
     }
