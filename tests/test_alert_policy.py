@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ import pytest
 from ingestion.pipeline import IngestConfig, run_ingest
 from ml.model import TrainConfig, train
 from ml.policy import choose_threshold
+from tests.cli import build_models
 from tests.fleets import simulate_fleet
 from tests.policy_check import f1_kept, metrics_listed
 
@@ -41,19 +41,7 @@ def train_fleet(root: Path, seed: int, wear: float) -> tuple[Path, dict[str, Any
     run = run_ingest(IngestConfig(landing=str(root / "landing"), data_dir=str(data), workers=2))
     assert run.status == "succeeded"
     # the marts only: the dbt tests run on other fleets (test_dbt.py, test_run.py)
-    build = subprocess.run(
-        [
-            "shopfloor",
-            "build",
-            "--data-dir",
-            str(data),
-            "--exclude",
-            "test_type:unit test_type:data",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert build.returncode == 0, build.stdout[-3000:]
+    build_models(data)
     with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
         result = train(con, data / "models", TrainConfig(grouped_folds=0))
     return data, result.metadata

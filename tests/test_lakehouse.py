@@ -19,6 +19,7 @@ import s3fs
 
 from shopfloor.settings import resolve
 from shopfloor.warehouse import connect
+from tests.cli import build_models
 from tests.ducklake_files import read_table
 from tests.fleets import simulate_fleet
 from tests.landing import HandMachine, hours_between, utc, write_hours, write_registry
@@ -276,20 +277,7 @@ def test_a_postgres_catalog_leaves_only_caches_on_local_disk(tmp_path: Path) -> 
         shutil.rmtree(data)
         again = subprocess.run(ingest, capture_output=True, text=True, env=env)
         assert again.returncode == 0, again.stdout[-3000:]
-        build = subprocess.run(
-            [
-                "shopfloor",
-                "build",
-                "--data-dir",
-                str(data),
-                "--exclude",
-                "resource_type:unit_test resource_type:test",
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-        )
-        assert build.returncode == 0, build.stdout[-3000:]
+        build_models(data, env=env)
         settings = resolve(
             {"data_dir": str(data), "lakehouse": str(tmp_path / "lake"), "lake_catalog": url}
         )

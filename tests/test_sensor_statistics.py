@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import duckdb
@@ -15,6 +14,7 @@ import duckdb
 from ingestion.pipeline import IngestConfig, run_ingest
 from ml.features import load_features
 from shopfloor.dbt import project_dir
+from tests.cli import build_models
 from tests.landing import HandMachine, hours_between, utc, write_hours, write_registry
 
 DECLARATION = "dbt_project/macros/sensors/sensor_statistics.sql"
@@ -69,22 +69,11 @@ def test_a_statistic_declared_once_reaches_marts_features_and_docs(tmp_path: Pat
     os.environ["SHOPFLOOR_PSEUDONYM_KEY"] = "k"
     ingested = run_ingest(IngestConfig(landing=str(landing), data_dir=str(data)))
     assert ingested.status == "succeeded"
-    build = subprocess.run(
-        [
-            "shopfloor",
-            "build",
-            "--data-dir",
-            str(data),
-            "--select",
-            "+fct_machine_hour_sensor_features +fct_machine_hour_features",
-            "--exclude",
-            "resource_type:unit_test resource_type:test",
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "SHOPFLOOR_PROJECT_DIR": str(project)},
+    build_models(
+        data,
+        select="+fct_machine_hour_sensor_features +fct_machine_hour_features",
+        env={"SHOPFLOOR_PROJECT_DIR": str(project)},
     )
-    assert build.returncode == 0, build.stdout[-4000:]
 
     with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
         wrong, rows = con.sql(
