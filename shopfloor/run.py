@@ -260,10 +260,9 @@ def connect_when_free(
 
 
 def wait_for_warehouse(settings: Settings, deadline: float) -> None:
-    """Wait until no other process holds the warehouse file, up to the deadline."""
-    from shopfloor.warehouse import lake_of
-
-    if lake_of(settings) is None and Path(settings.warehouse).exists():
+    """Wait until no other process holds the warehouse file, up to the deadline (a lake
+    has no such file: its catalog takes many sessions at once)."""
+    if not settings.lakehouse and Path(settings.warehouse).exists():
         connect_when_free(settings, deadline).close()
 
 

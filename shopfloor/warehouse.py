@@ -303,8 +303,7 @@ def dlt_destination(settings: Settings) -> Any:
         credentials = AwsCredentials(**{k: v for k, v in given.items() if v})
     if lake.catalog_is_postgres:
         catalog = lake.catalog
-    else:
-        Path(lake.catalog).parent.mkdir(parents=True, exist_ok=True)
+    else:  # the folder exists: prepare() attached the catalog
         catalog = "sqlite:///" + str(Path(lake.catalog).resolve())
     storage = FilesystemConfiguration(bucket_url=lake.data_url, credentials=credentials)
     return ducklake(

@@ -13,7 +13,7 @@ from rich.console import Console
 from shopfloor.settings import Settings, SettingsError, resolve
 
 if TYPE_CHECKING:
-    pass
+    import duckdb
 
 
 app = typer.Typer(
@@ -161,3 +161,17 @@ def entry() -> None:
         )
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _connect(settings: Settings) -> duckdb.DuckDBPyConnection:
+    from shopfloor.warehouse import connect, exists, location
+
+    if not exists(settings):
+        console.print(
+            f"[red]No warehouse at {location(settings)}[/]: run `shopfloor ingest` and "
+            "`shopfloor build`"
+        )
+        raise typer.Exit(1)
+    # never read_only: after an in-process dbt run (demo) DuckDB refuses a second
+    # connection to the same file with a different configuration
+    return connect(settings)

@@ -15,12 +15,16 @@ if TYPE_CHECKING:
 from shopfloor.cli._common import (
     DataDirOption,
     LakehouseOption,
+    _connect,
     _settings,
     _usage_error,
     app,
     console,
 )
-from shopfloor.cli.warehouse import _connect
+
+ModelVersionOption = Annotated[
+    str | None, typer.Option(help="The model version to use. \\[default: latest trained]")
+]
 
 
 @app.command()
@@ -148,9 +152,7 @@ def _load_model(settings: Settings, version: str | None) -> tuple[Any, dict[str,
 def score(
     data_dir: DataDirOption = "",
     lakehouse: LakehouseOption = "",
-    model_version: Annotated[
-        str | None, typer.Option(help="Model version to score with. \\[default: latest trained]")
-    ] = None,
+    model_version: ModelVersionOption = None,
 ) -> None:
     """Score every machine-hour not yet scored by the model; write ml.machine_hour_scores.
 
@@ -178,9 +180,7 @@ def score(
 def report(
     data_dir: DataDirOption = "",
     lakehouse: LakehouseOption = "",
-    model_version: Annotated[
-        str | None, typer.Option(help="Model version to report on. \\[default: latest trained]")
-    ] = None,
+    model_version: ModelVersionOption = None,
 ) -> None:
     """Write the model's evaluation report (Markdown + PNG plots) under DATA_DIR/reports/VERSION."""
     from ml.report import write_report

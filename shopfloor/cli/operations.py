@@ -289,8 +289,6 @@ def demo(
     ingest, dbt build, train, score), builds the docs site and the model report, and
     prints where to look. A few minutes on a 2-core laptop.
     """
-    from pathlib import Path
-
     data_dir = _settings(data_dir=data_dir).data_dir
     console.rule("1/4 simulate the plant's machines")
     simulate(

@@ -8,16 +8,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from shopfloor.settings import Settings
-
 if TYPE_CHECKING:
-    import duckdb
+    pass
 
 
 from shopfloor.cli._common import (
     DataDirOption,
     LakehouseOption,
     _check_writable,
+    _connect,
     _settings,
     app,
     console,
@@ -78,20 +77,6 @@ def docs(
             httpd.serve_forever()
 
 
-def _connect(settings: Settings) -> duckdb.DuckDBPyConnection:
-    from shopfloor.warehouse import connect, exists, location
-
-    if not exists(settings):
-        console.print(
-            f"[red]No warehouse at {location(settings)}[/]: run `shopfloor ingest` and "
-            "`shopfloor build`"
-        )
-        raise typer.Exit(1)
-    # never read_only: after an in-process dbt run (demo) DuckDB refuses a second
-    # connection to the same file with a different configuration
-    return connect(settings)
-
-
 @app.command()
 def publish(data_dir: DataDirOption = "", lakehouse: LakehouseOption = "") -> None:
     """Publish the marts to the serving layer BI reads (`shopfloor run` does it every hour).
@@ -122,8 +107,6 @@ def status(data_dir: DataDirOption = "", lakehouse: LakehouseOption = "") -> Non
     Reads the serving layer (the marts as the last successful run published them), so it
     never holds the warehouse a run needs; the warehouse only when nothing is published.
     """
-    from pathlib import Path
-
     import duckdb
 
     from shopfloor import marts
