@@ -429,7 +429,7 @@ def publish(
     """Publish the marts to every serving target configured; what the Parquet one did."""
     from shopfloor.serving import publish as publish_parquet
 
-    result = publish_parquet(con, Path(settings.serving_dir))
+    result = publish_parquet(con, settings.serving_dir)
     if settings.bi_postgres_url:
         from shopfloor.serving_pg import publish_postgres
 

@@ -31,14 +31,17 @@ longer than any BI query runs.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -69,18 +72,83 @@ def serving_dir(data_dir: str | Path) -> Path:
     return Path(data_dir) / "serving"
 
 
-def publish(con: duckdb.DuckDBPyConnection, root: Path) -> PublishResult:
-    """Publish every mart of the warehouse `con` to the serving folder `root`."""
+@dataclass(frozen=True)
+class _Store:
+    """The serving folder: a local folder (files staged, then renamed into place; unchanged
+    days hard-linked) or an fsspec URL such as s3://… on a lakehouse (every object appears
+    whole when written; unchanged days are copied by the store)."""
+
+    fs: Any
+    path: str  # the root in the filesystem's terms
+    url: str  # the root as DuckDB names it in SQL
+
+    @classmethod
+    def at(cls, root: str | Path) -> _Store:
+        import fsspec
+
+        text = str(root) if "://" in str(root) else str(Path(root).resolve())
+        fs, path = fsspec.core.url_to_fs(text)
+        return cls(fs, path.rstrip("/"), text.rstrip("/"))
+
+    @property
+    def local(self) -> bool:
+        return bool({"file", "local"} & set(_protocols(self.fs)))
+
+    def p(self, *parts: str) -> str:
+        return "/".join((self.path, *parts))
+
+    def u(self, *parts: str) -> str:
+        return "/".join((self.url, *parts))
+
+    def read(self, *parts: str) -> str | None:
+        try:
+            return str(self.fs.cat_file(self.p(*parts)).decode())
+        except FileNotFoundError:
+            return None
+
+    def write(self, text: str, *parts: str) -> None:
+        """Replace a small file in one step: readers see the old text or the new."""
+        if self.local:
+            tmp = Path(self.p(*parts) + ".tmp")
+            tmp.write_text(text)
+            os.replace(tmp, self.p(*parts))
+        else:
+            self.fs.pipe_file(self.p(*parts), text.encode())
+
+    def names(self, pattern: str) -> list[str]:
+        """What matches `pattern` under the root, relative to it."""
+        self.fs.invalidate_cache()
+        return [str(found)[len(self.path) + 1 :] for found in self.fs.glob(self.p(pattern))]
+
+    def rm(self, *parts: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm(self.p(*parts), recursive=True)
+
+    def makedirs(self, *parts: str) -> None:
+        if self.local:
+            Path(self.p(*parts)).mkdir(parents=True, exist_ok=True)
+
+
+def _protocols(fs: Any) -> tuple[str, ...]:
+    protocol = fs.protocol
+    return (protocol,) if isinstance(protocol, str) else tuple(protocol)
+
+
+def publish(con: duckdb.DuckDBPyConnection, root: str | Path) -> PublishResult:
+    """Publish every mart of the warehouse `con` to the serving folder `root` (a folder,
+    or a URL the session `con` can write, such as the lakehouse's s3://…)."""
     started = time.perf_counter()
-    root = root.resolve()
-    shutil.rmtree(root / "staging", ignore_errors=True)  # what a crashed publish left
+    store = _Store.at(root)
+    store.rm("staging")  # what a crashed publish left
     for folder in ("marts", "versions", "staging"):
-        (root / folder).mkdir(parents=True, exist_ok=True)
-    published = _pointer(root)
+        store.makedirs(folder)
+    published = _pointer(store)
     previous = published[0][0] if published else None
-    before_all = _manifest(root, previous) if previous else {}
-    version = _next_version(root)
-    staging = root / "staging" / version
+    before_all = _manifest(store, previous) if previous else {}
+    version = _next_version(store)
+    # a local version is staged and renamed into place; on an object store each file
+    # appears whole, and no query reads a version before CURRENT lists it
+    staging = ("staging", version) if store.local else None
     marts: dict[str, dict[str, object]] = {}
     written = linked = 0
     for mart, typed in mart_columns(con).items():
@@ -90,27 +158,28 @@ def publish(con: duckdb.DuckDBPyConnection, root: Path) -> PublishResult:
         before = before_all.get(mart, {})
         if before.get("types") != types:
             before = {}
-        out = staging / mart
+        out = (*staging, mart) if staging else ("marts", mart, f"{VERSION_KEY}={version}")
         if PARTITION_COLUMN in columns:
-            old = root / "marts" / mart / f"{VERSION_KEY}={previous}" if before else None
-            w, lnk, days = _publish_by_day(con, mart, columns, out, old, before)
+            old = ("marts", mart, f"{VERSION_KEY}={previous}") if before else None
+            w, lnk, days = _publish_by_day(con, store, mart, columns, out, old, before)
             written, linked = written + w, linked + lnk
             marts[mart] = {"columns": columns, "types": types, "days": days}
         else:
-            _copy(con, f"select {_select(columns)} from {SCHEMA}.{mart}", out)
+            _copy(con, f"select {_select(columns)} from {SCHEMA}.{mart}", store, out)
             marts[mart] = {"columns": columns, "types": types}
     record = {"published_at": datetime.now(UTC).isoformat(), "marts": marts}
-    _write_atomically(root / "versions" / f"{version}.json", json.dumps(record, indent=1))
-    for mart in marts:  # complete files only ever appear under marts/
-        (root / "marts" / mart).mkdir(exist_ok=True)
-        os.replace(staging / mart, root / "marts" / mart / f"{VERSION_KEY}={version}")
-    staging.rmdir()
+    store.write(json.dumps(record, indent=1), "versions", f"{version}.json")
+    if staging:  # complete files only ever appear under marts/
+        for mart in marts:
+            store.makedirs("marts", mart)
+            os.replace(store.p(*staging, mart), store.p("marts", mart, f"{VERSION_KEY}={version}"))
+        os.rmdir(store.p(*staging))
     # queries that start from now on read the new version: its files are all in place
     entries = [(version, int(time.time() * 1e6)), *published]
     kept = _retained(entries)
-    _write_atomically(root / "CURRENT", "".join(f"{v} {us}\n" for v, us in kept))
-    rewritten = _write_catalog(root, marts)  # its views read CURRENT: written after it
-    _prune(root, {v for v, _ in kept})
+    store.write("".join(f"{v} {us}\n" for v, us in kept), "CURRENT")
+    rewritten = _write_catalog(con, store, marts)  # its views read CURRENT: written after it
+    _prune(store, {v for v, _ in kept})
     return PublishResult(
         version=version,
         marts=len(marts),
@@ -121,27 +190,52 @@ def publish(con: duckdb.DuckDBPyConnection, root: Path) -> PublishResult:
     )
 
 
-def _pointer(root: Path) -> list[tuple[str, int]]:
+def _pointer(store: _Store) -> list[tuple[str, int]]:
     """CURRENT's entries, newest first: (version id, switch time in microseconds)."""
     try:
-        lines = (root / "CURRENT").read_text().splitlines()
+        lines = (store.read("CURRENT") or "").splitlines()
         entries = [(v, int(us)) for v, us in (line.split() for line in lines if line.strip())]
-    except (FileNotFoundError, ValueError):
+    except ValueError:
         return []
     return sorted(entries, key=lambda e: e[1], reverse=True)
 
 
-def newest_version(root: Path) -> str | None:
+def newest_version(root: str | Path) -> str | None:
     """The id of the last version published, or None before the first publish."""
-    entries = _pointer(root)
+    entries = _pointer(_Store.at(root))
     return entries[0][0] if entries else None
 
 
-def current_version(root: Path) -> str | None:
+def current_version(root: str | Path) -> str | None:
     """The id of the version a query starting now reads, or None before the first publish."""
     now_us = time.time() * 1e6
-    entries = _pointer(root)
-    return next((v for v, us in entries if us <= now_us), newest_version(root))
+    entries = _pointer(_Store.at(root))
+    return next((v for v, us in entries if us <= now_us), entries[0][0] if entries else None)
+
+
+def catalog_url(root: str | Path) -> str | None:
+    """Where BI opens the catalog of views, or None before the first publish."""
+    store = _Store.at(root)
+    return store.u(CATALOG) if store.fs.exists(store.p(CATALOG)) else None
+
+
+def open_catalog(url: str) -> duckdb.DuckDBPyConnection:
+    """A read-only session on the catalog of views at `url`: a local file, or an object on
+    S3 read with DuckDB's httpfs and the AWS chain's credentials (what a BI tool does)."""
+    if "://" not in url:
+        return duckdb.connect(url, read_only=True)
+    from shopfloor.warehouse import install_extensions, s3_secret_sql
+
+    con = duckdb.connect()
+    try:
+        install_extensions(con, ["httpfs"])
+        con.execute(s3_secret_sql(url))
+        con.execute(f"attach '{url}' as serving (read_only)")
+        con.execute("use serving")
+    except Exception:
+        con.close()
+        raise
+    return con
 
 
 def version_number(version: str) -> int:
@@ -185,33 +279,38 @@ def in_days_sql(days: list[str], column: str = PARTITION_COLUMN) -> str:
 
 def _publish_by_day(
     con: duckdb.DuckDBPyConnection,
+    store: _Store,
     mart: str,
     columns: list[str],
-    out: Path,
-    previous_dir: Path | None,
+    out: tuple[str, ...],
+    previous: tuple[str, ...] | None,
     before: dict[str, object],
 ) -> tuple[int, int, dict[str, str]]:
-    """Write the days whose rows changed; hard-link the others from the previous version."""
+    """Write the days whose rows changed; link (or copy) the others from the previous version."""
     day = day_sql()
     checksums = day_checksums(con, mart, columns)
-    same_columns = before.get("columns") == columns and previous_dir is not None
+    same_columns = before.get("columns") == columns and previous is not None
     old_days: dict[str, str] = before.get("days", {}) if same_columns else {}  # type: ignore[assignment]
     changed = sorted(d for d, h in checksums.items() if old_days.get(d) != h)
-    out.mkdir(parents=True)
+    store.makedirs(*out)
     for d in sorted(set(checksums) - set(changed)):
-        assert previous_dir is not None
-        src = previous_dir / f"day={d}"
-        (out / f"day={d}").mkdir()
-        for file in src.iterdir():
-            os.link(file, out / f"day={d}" / file.name)
+        assert previous is not None
+        for name in store.names("/".join((*previous, f"day={d}", "*"))):
+            file = name.rsplit("/", 1)[-1]
+            if store.local:
+                store.makedirs(*out, f"day={d}")
+                os.link(store.p(name), store.p(*out, f"day={d}", file))
+            else:
+                store.fs.copy(store.p(name), store.p(*out, f"day={d}", file))
     if changed:
         con.execute(
             f"copy (select {_select(columns)}, {day} as day from {SCHEMA}.{mart}"
-            f" where {in_days_sql(changed)}) to '{out}'"
+            f" where {in_days_sql(changed)}) to '{store.u(*out)}'"
             " (format parquet, partition_by (day), overwrite_or_ignore)"
         )
     if not checksums:  # no rows yet: one empty file keeps the view's columns
-        _copy(con, f"select {_select(columns)} from {SCHEMA}.{mart} limit 0", out / "day=none")
+        query = f"select {_select(columns)} from {SCHEMA}.{mart} limit 0"
+        _copy(con, query, store, (*out, "day=none"))
     return len(changed), len(checksums) - len(changed), checksums
 
 
@@ -227,76 +326,91 @@ def day_checksums(con: duckdb.DuckDBPyConnection, mart: str, columns: list[str])
     }
 
 
-def _copy(con: duckdb.DuckDBPyConnection, query: str, folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    con.execute(f"copy ({query}) to '{folder / 'data.parquet'}' (format parquet)")
+def _copy(
+    con: duckdb.DuckDBPyConnection, query: str, store: _Store, folder: tuple[str, ...]
+) -> None:
+    store.makedirs(*folder)
+    con.execute(f"copy ({query}) to '{store.u(*folder, 'data.parquet')}' (format parquet)")
 
 
-def _manifest(root: Path, version: str) -> dict[str, dict[str, object]]:
+def _manifest(store: _Store, version: str) -> dict[str, dict[str, object]]:
     try:
-        loaded = json.loads((root / "versions" / f"{version}.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        loaded = json.loads(store.read("versions", f"{version}.json") or "{}")
+    except json.JSONDecodeError:
         return {}
     marts = loaded.get("marts") if isinstance(loaded, dict) else None
     return marts if isinstance(marts, dict) else {}
 
 
-def _next_version(root: Path) -> str:
+def _version_of(name: str) -> str:
+    """The version id in a path: a record `versions/<id>.json` or a folder `…/<key>=<id>`."""
+    last = name.rstrip("/").rsplit("/", 1)[-1]
+    return last.removeprefix(f"{VERSION_KEY}=").removesuffix(".json")
+
+
+def _next_version(store: _Store) -> str:
     """One below every id in use: a record or a folder (of a publish that crashed, too)."""
-    ids = [p.stem for p in (root / "versions").glob("*.json")]
-    ids += [
-        v.name.removeprefix(f"{VERSION_KEY}=") for v in (root / "marts").glob(f"*/{VERSION_KEY}=*")
-    ]
+    ids = [_version_of(n) for n in store.names("versions/*.json")]
+    ids += [_version_of(n) for n in store.names(f"marts/*/{VERSION_KEY}=*")]
     newest = min((int(v) for v in ids if v.isdigit()), default=_TOP)
     return f"{newest - 1:010d}"
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _glob(root: Path, mart: str, columns: list[str]) -> str:
+def _glob(root: str, mart: str, columns: list[str]) -> str:
     depth = "*/*/*.parquet" if PARTITION_COLUMN in columns else "*/*.parquet"
-    return str(root / "marts" / mart / depth)
+    return f"{root}/marts/{mart}/{depth}"
 
 
-def view_sql(root: Path, mart: str, columns: list[str]) -> str:
+def view_sql(root: str | Path, mart: str, columns: list[str], catalog: str = "") -> str:
     # the version is chosen when the query runs (DuckDB then skips the other versions'
     # files): the newest one published before the query started, the same for every
     # mart the query reads
+    url = _Store.at(root).url
     pointer = (
-        f"select version from read_csv('{root / 'CURRENT'}', delim = ' ', header = false,"
+        f"select version from read_csv('{url}/CURRENT', delim = ' ', header = false,"
         " auto_detect = false, columns = {'version': 'varchar', 'switch_us': 'bigint'})"
         " order by switch_us <= epoch_us(get_current_timestamp()) desc, switch_us desc limit 1"
     )
+    name = f"{catalog}.{SCHEMA}.{mart}" if catalog else f"{SCHEMA}.{mart}"
     return (
-        f"create or replace view {SCHEMA}.{mart} as select {_select(columns)}"
-        f" from read_parquet('{_glob(root, mart, columns)}', hive_partitioning = true,"
+        f"create or replace view {name} as select {_select(columns)}"
+        f" from read_parquet('{_glob(url, mart, columns)}', hive_partitioning = true,"
         f" hive_types = {{'{VERSION_KEY}': varchar}}, hive_types_autocast = false)"
         f" where {VERSION_KEY} = ({pointer})"
     )
 
 
-def _write_catalog(root: Path, marts: dict[str, dict[str, object]]) -> bool:
-    """Rewrite the catalog when the marts, their columns or the folder's place changed."""
-    catalog, recorded = root / CATALOG, root / (CATALOG + ".json")
+def _write_catalog(
+    con: duckdb.DuckDBPyConnection, store: _Store, marts: dict[str, dict[str, object]]
+) -> bool:
+    """Rewrite the catalog when the marts, their columns or the folder's place changed.
+
+    The views are made in the publishing session (which can read the store, with no
+    secret stored in the catalog), in a new local file that then replaces the catalog."""
     shape = {
-        "root": str(root),
+        "root": store.url,
         "views": VIEW_FORMAT,
         "marts": {m: v["columns"] for m, v in marts.items()},
     }
-    if catalog.exists() and recorded.exists() and json.loads(recorded.read_text()) == shape:
+    recorded = store.read(CATALOG + ".json")
+    if recorded and json.loads(recorded) == shape and store.fs.exists(store.p(CATALOG)):
         return False
-    tmp = root / (CATALOG + ".tmp")
-    tmp.unlink(missing_ok=True)
-    with duckdb.connect(str(tmp)) as con:
-        con.execute(f"create schema {SCHEMA}")
-        for mart, columns in marts.items():
-            con.execute(view_sql(root, mart, list(columns["columns"])))  # type: ignore[call-overload]
-    os.replace(tmp, catalog)
-    recorded.write_text(json.dumps(shape))
+    with tempfile.TemporaryDirectory(prefix="shopfloor_catalog_") as tmp:
+        local = store.p(CATALOG + ".tmp") if store.local else str(Path(tmp) / CATALOG)
+        Path(local).unlink(missing_ok=True)
+        con.execute(f"attach '{local}' as shopfloor_bi_catalog")
+        try:
+            con.execute(f"create schema shopfloor_bi_catalog.{SCHEMA}")
+            for mart, columns in marts.items():
+                cols = list(columns["columns"])  # type: ignore[call-overload]
+                con.execute(view_sql(store.url, mart, cols, "shopfloor_bi_catalog"))
+        finally:
+            con.execute("detach shopfloor_bi_catalog")
+        if store.local:
+            os.replace(local, store.p(CATALOG))
+        else:
+            store.fs.put_file(local, store.p(CATALOG))
+    store.write(json.dumps(shape), CATALOG + ".json")
     return True
 
 
@@ -311,14 +425,17 @@ def _retained(entries: list[tuple[str, int]]) -> list[tuple[str, int]]:
     return kept
 
 
-def _prune(root: Path, keep: set[str]) -> None:
+def _prune(store: _Store, keep: set[str]) -> None:
     """Remove the versions not kept, and leftovers of other layouts."""
-    for folder in (root / "marts").glob(f"*/{VERSION_KEY}=*"):
-        if folder.name.removeprefix(f"{VERSION_KEY}=") not in keep:
-            shutil.rmtree(folder, ignore_errors=True)
-    for record in (root / "versions").glob("*.json"):
-        if record.stem not in keep:
-            record.unlink(missing_ok=True)
+    for folder in store.names(f"marts/*/{VERSION_KEY}=*"):
+        if _version_of(folder) not in keep:
+            store.rm(folder)
+    for record in store.names("versions/*.json"):
+        if _version_of(record) not in keep:
+            store.rm(record)
+    if not store.local:
+        return
+    root = Path(store.path)
     for mart in (root / "marts").iterdir():
         if mart.is_dir() and not any(mart.iterdir()):
             mart.rmdir()

@@ -40,7 +40,8 @@ SETTINGS = (
     Setting("models_dir", "SHOPFLOOR_MODELS_DIR", "<data_dir>/models",
             "trained model versions: a folder or an fsspec URL (<lakehouse>/models on a lake)"),
     Setting("serving_dir", "SHOPFLOOR_SERVING_DIR", "<data_dir>/serving",
-            "what BI reads: the marts as Parquet and a catalog of views"),
+            "what BI reads: the marts as Parquet and a catalog of views "
+            "(<lakehouse>/serving on a lake)"),
     Setting("bi_postgres_url", "SHOPFLOOR_BI_POSTGRES_URL", "",
             "also publish the marts to this PostgreSQL database", secret=True),
     Setting("bi_role", "SHOPFLOOR_BI_ROLE", "shopfloor_bi", "the read-only Postgres role for BI"),
@@ -133,9 +134,10 @@ def resolve(flags: Mapping[str, str | None] | None = None, cwd: Path | None = No
             f"data folder {data!r} is a URL: the data folder must be a local path "
             "(the landing area may be a URL, e.g. s3://bucket/landing)"
         )
-    if values["lakehouse"] and sources["models_dir"] == "default":
-        values["models_dir"] = values["lakehouse"].rstrip("/") + "/models"
-        sources["models_dir"] = "default (lakehouse)"
+    for name, under in (("models_dir", "models"), ("serving_dir", "serving")):
+        if values["lakehouse"] and sources[name] == "default":
+            values[name] = values["lakehouse"].rstrip("/") + "/" + under
+            sources[name] = "default (lakehouse)"
     for name, under in (
         ("landing", "landing"),
         ("warehouse", "warehouse.duckdb"),

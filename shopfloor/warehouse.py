@@ -189,11 +189,16 @@ def _secret_sql(options: Mapping[str, str]) -> str:
     return f"CREATE OR REPLACE SECRET shopfloor_lake ({body})"
 
 
+def s3_secret_sql(url: str) -> str:
+    """The session's S3 secret for `url`, from the AWS chain (never stored in a file)."""
+    return _secret_sql(s3_options(url))
+
+
 def open_lake(con: duckdb.DuckDBPyConnection, lake: Lake, read_only: bool = False) -> None:
     """Attach the lake to a DuckDB session and make it the default catalog."""
     install_extensions(con, lake.extensions())
     if lake.on_s3:
-        con.execute(_secret_sql(s3_options(lake.data_path)))
+        con.execute(s3_secret_sql(lake.data_path))
     if not lake.catalog_is_postgres:
         Path(lake.catalog).parent.mkdir(parents=True, exist_ok=True)
     con.execute(lake.attach_sql(read_only))

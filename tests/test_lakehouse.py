@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import s3fs
 
+from shopfloor.serving import open_catalog
 from shopfloor.settings import resolve
 from shopfloor.warehouse import connect
 from tests.cli import build_models
@@ -68,6 +69,14 @@ class Plant:
             row = con.execute(sql, params or []).fetchone()
         assert row is not None
         return row[0] if len(row) == 1 else row
+
+    def served(self, sql: str) -> Any:
+        """What a BI session reading the serving layer's catalog on S3 gets."""
+        with open_catalog(f"{LAKE}/serving/bi.duckdb") as con:
+            con.execute("use marts")
+            row = con.execute(sql).fetchone()
+        assert row is not None
+        return row[0]
 
     def objects(self, prefix: str, suffix: str = ".parquet") -> list[str]:
         fs = s3fs.S3FileSystem()
@@ -163,6 +172,11 @@ def test_runs_on_s3_killed_in_ingest_and_in_build(plant: Plant) -> None:
     assert plant.objects("models/", "LATEST")
     assert not (plant.data / "warehouse.duckdb").exists()
     assert not list(plant.data.rglob("*.skops"))
+    # the serving layer is on S3 too, and a BI session reads it there
+    assert not (plant.data / "serving").exists()
+    assert plant.served("select count(*) from fct_machine_hours") == plant.one(
+        "select count(*) from marts.fct_machine_hours"
+    )
     assert plant.one(
         "select (select count(*) from ml.machine_hour_scores)"
         " = (select count(*) from marts.fct_machine_hour_features),"
@@ -197,6 +211,8 @@ def test_runs_on_s3_killed_in_ingest_and_in_build(plant: Plant) -> None:
     )
     reconciles(plant)
     assert duplicates(plant) == (0, 0, 0, 0)
+    assert plant.served("select max(hour_at) from fct_machine_hours") == new_hour
+    assert plant.objects("serving/", "CURRENT") and plant.objects("serving/", "bi.duckdb")
 
     # nothing new; the run is killed -9 in the middle of its dbt build: the next run
     # resumes, and nothing has changed
@@ -275,6 +291,10 @@ def test_a_postgres_catalog_leaves_only_caches_on_local_disk(tmp_path: Path) -> 
         first = subprocess.run(ingest, capture_output=True, text=True, env=env)
         assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-2000:]
         shutil.rmtree(data)
+        # a firmware update adds a sensor: the lake's existing readings table gains it
+        press.firmware, press.sensors["oil_level_pct"] = "7.2", 80.0
+        later = hours_between(utc(2026, 5, 5, 12), utc(2026, 5, 5, 18))
+        files += write_hours(landing, press, later)
         again = subprocess.run(ingest, capture_output=True, text=True, env=env)
         assert again.returncode == 0, again.stdout[-3000:]
         build_models(data, env=env)
@@ -288,6 +308,19 @@ def test_a_postgres_catalog_leaves_only_caches_on_local_disk(tmp_path: Path) -> 
             hours_built = con.sql(
                 "select count(*) from marts.fct_machine_hours where machine_id = 'PRESS-7'"
             ).fetchone()
+            new_sensor = con.sql(
+                "select count(s_oil_level_pct), count(*) filter (hour_at < ?)"
+                " from (select *, date_trunc('hour', reading_at) as hour_at"
+                " from raw.telemetry_readings where machine_id = 'PRESS-7')",
+                params=[later[0]],
+            ).fetchone()
+            sensor_hours = con.sql(
+                "select count(distinct hour_at) from marts.fct_machine_hour_sensors"
+                " where sensor = 'oil_level_pct'"
+            ).fetchone()
     assert loaded == (files, files)  # each file once, though the second ingest had no state
-    assert hours_built == (len(hours),)
+    assert hours_built == (len(hours) + len(later),)
+    # the new column is null in the rows loaded before it existed, filled after
+    assert new_sensor == (len(later), len(hours))
+    assert sensor_hours == (len(later),)
     assert not list(data.rglob("*.sqlite")) and not list(data.rglob("*.duckdb"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -86,7 +85,7 @@ def publish(data_dir: DataDirOption = "", lakehouse: LakehouseOption = "") -> No
     Connection settings: docs/operations.md.
     """
     from shopfloor.run import publish as publish_marts
-    from shopfloor.serving import version_number
+    from shopfloor.serving import catalog_url, version_number
 
     settings = _settings(data_dir=data_dir, lakehouse=lakehouse)
     with _connect(settings) as con, console.status("publishing...") as status:
@@ -96,7 +95,7 @@ def publish(data_dir: DataDirOption = "", lakehouse: LakehouseOption = "") -> No
         f"Published the marts as publish #{version_number(result.version)}{target}"
         f" in {result.seconds} s "
         f"({result.days_written} day partitions written, {result.days_linked} unchanged)\n"
-        f"BI catalog: [cyan]{Path(settings.serving_dir).resolve() / 'bi.duckdb'}[/]"
+        f"BI catalog: [cyan]{catalog_url(settings.serving_dir)}[/]"
     )
 
 
@@ -130,27 +129,22 @@ def status(data_dir: DataDirOption = "", lakehouse: LakehouseOption = "") -> Non
         )
     console.print(table if runs else "[yellow]No `shopfloor run` yet in this data folder.[/]")
     # the serving layer when there is one: reading it never holds the warehouse
+    from shopfloor.serving import catalog_url, current_version, open_catalog, version_number
     from shopfloor.warehouse import connect, exists, location
 
-    catalog = Path(settings.serving_dir) / "bi.duckdb"
-    if not catalog.exists() and not exists(settings):
+    catalog = catalog_url(settings.serving_dir)
+    if catalog is None and not exists(settings):
         console.print(
             f"No warehouse yet at {location(settings)}: run `shopfloor run` (or ingest and build)."
         )
         raise typer.Exit(0)
-    path = str(catalog) if catalog.exists() else location(settings)
-    if catalog.exists():
-        from shopfloor.serving import current_version, version_number
-
-        current = current_version(Path(settings.serving_dir))
+    path = catalog or location(settings)
+    if catalog:
+        current = current_version(settings.serving_dir)
         shown = f"publish #{version_number(current)}" if current else "no version yet"
         console.print(f"Marts as published to the serving layer, {shown} ({catalog})")
     try:
-        con = (
-            duckdb.connect(path, read_only=True)
-            if catalog.exists()
-            else connect(settings, read_only=True)
-        )
+        con = open_catalog(catalog) if catalog else connect(settings, read_only=True)
     except duckdb.Error as exc:
         console.print(
             f"[yellow]Warehouse {path} not readable now ({exc}); a run may be writing.[/]"
