@@ -414,11 +414,13 @@ def _score(ctx: RunContext) -> None:
 
 
 def _publish(ctx: RunContext) -> None:
-    from shopfloor.warehouse import connect
+    from shopfloor.warehouse import connect, save_catalog
 
     ctx.on_step(f"publishing the marts to the serving layer {ctx.settings.serving_dir}")
     with connect(ctx.settings) as con:
         ctx.summary.published_version = publish(con, ctx.settings, ctx.on_step).version
+    if copy := save_catalog(ctx.settings):
+        ctx.on_step(f"copied the lake's catalog to {copy}")
 
 
 def publish(

@@ -14,6 +14,7 @@ pinned DuckDB) and are installed from those files: nothing is ever downloaded at
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -194,12 +195,64 @@ def s3_secret_sql(url: str) -> str:
     return _secret_sql(s3_options(url))
 
 
+CATALOG_COPY = "catalog/lake_catalog.sqlite"
+
+
+def catalog_copy(lake: Lake) -> str | None:
+    """Where a SQLite catalog of a lake on an object store is kept beside its data, so that
+    the local file is a cache: None for a PostgreSQL catalog or a lake in a folder."""
+    if lake.catalog_is_postgres or "://" not in lake.data_path:
+        return None
+    return lake.data_url + CATALOG_COPY
+
+
+def _restore_catalog(lake: Lake) -> None:
+    """A missing local SQLite catalog is fetched from the lake's copy, if there is one."""
+    import fsspec
+
+    copy = catalog_copy(lake)
+    local = Path(lake.catalog)
+    if copy is None or local.exists():
+        return
+    fs, path = fsspec.core.url_to_fs(copy)
+    if fs.exists(path):
+        local.parent.mkdir(parents=True, exist_ok=True)
+        partial = local.with_name(local.name + ".part")
+        fs.get_file(path, str(partial))
+        os.replace(partial, local)
+
+
+def save_catalog(settings: Settings) -> str | None:
+    """Copy the lake's SQLite catalog (a consistent snapshot, taken with SQLite's backup
+    API while writers may be at work) beside its data; where it went, or None."""
+    import sqlite3
+    import tempfile
+
+    import fsspec
+
+    lake = lake_of(settings)
+    copy = catalog_copy(lake) if lake else None
+    if lake is None or copy is None or not Path(lake.catalog).exists():
+        return None
+    with tempfile.TemporaryDirectory(prefix="shopfloor_catalog_") as tmp:
+        snapshot = str(Path(tmp) / "lake_catalog.sqlite")
+        with (
+            contextlib.closing(sqlite3.connect(lake.catalog)) as source,
+            contextlib.closing(sqlite3.connect(snapshot)) as target,
+        ):
+            source.backup(target)
+        fs, path = fsspec.core.url_to_fs(copy)
+        fs.put_file(snapshot, path)  # one object, replaced whole
+    return copy
+
+
 def open_lake(con: duckdb.DuckDBPyConnection, lake: Lake, read_only: bool = False) -> None:
     """Attach the lake to a DuckDB session and make it the default catalog."""
     install_extensions(con, lake.extensions())
     if lake.on_s3:
         con.execute(s3_secret_sql(lake.data_path))
     if not lake.catalog_is_postgres:
+        _restore_catalog(lake)
         Path(lake.catalog).parent.mkdir(parents=True, exist_ok=True)
     con.execute(lake.attach_sql(read_only))
     con.execute(f"USE {LAKE}")
@@ -226,7 +279,12 @@ def exists(settings: Settings) -> bool:
     lake = lake_of(settings)
     if lake is None:
         return Path(settings.warehouse).exists()
-    return lake.catalog_is_postgres or Path(lake.catalog).exists()
+    if lake.catalog_is_postgres or Path(lake.catalog).exists():
+        return True
+    import fsspec
+
+    copy = catalog_copy(lake)
+    return copy is not None and fsspec.core.url_to_fs(copy)[0].exists(copy)
 
 
 def location(settings: Settings) -> str:

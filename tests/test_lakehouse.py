@@ -225,6 +225,12 @@ def test_runs_on_s3_killed_in_ingest_and_in_build(plant: Plant) -> None:
         return bool(building_since) and time.monotonic() - building_since[0] > 2
 
     kill_when(plant, two_seconds_into_build)
+    # and the data folder loses its caches: the lake's catalog comes back from its copy on
+    # S3 (as the last finished run left it), dlt's state from the lake
+    assert plant.objects("catalog/", "lake_catalog.sqlite")
+    for cache in plant.data.glob("lake_catalog.sqlite*"):
+        cache.unlink()
+    shutil.rmtree(plant.data / ".dlt")
     third = plant.run()
     assert third.returncode == 0, third.stdout[-4000:]
     run3 = last_run(plant.data)

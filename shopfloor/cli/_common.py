@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -175,3 +177,16 @@ def _connect(settings: Settings) -> duckdb.DuckDBPyConnection:
     # never read_only: after an in-process dbt run (demo) DuckDB refuses a second
     # connection to the same file with a different configuration
     return connect(settings)
+
+
+@contextmanager
+def _writes_warehouse(settings: Settings) -> Iterator[None]:
+    """Around a command that writes the warehouse: on a lake on an object store with a
+    SQLite catalog, the catalog is copied beside the data when the command ends, so the
+    local file is a cache (docs/operations.md)."""
+    from shopfloor.warehouse import save_catalog
+
+    try:
+        yield
+    finally:
+        save_catalog(settings)

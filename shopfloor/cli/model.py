@@ -18,6 +18,7 @@ from shopfloor.cli._common import (
     _connect,
     _settings,
     _usage_error,
+    _writes_warehouse,
     app,
     console,
 )
@@ -80,7 +81,11 @@ def train(
         cfg = replace(train_config(settings), seed=seed, grouped_folds=grouped_folds)
     except SettingsError as exc:
         _usage_error(str(exc))
-    with _connect(settings) as con, console.status("training...") as status:
+    with (
+        _writes_warehouse(settings),
+        _connect(settings) as con,
+        console.status("training...") as status,
+    ):
         try:
             result = train_model(
                 con,
@@ -163,7 +168,7 @@ def score(
 
     settings = _settings(data_dir=data_dir, lakehouse=lakehouse)
     model, meta = _load_model(settings, model_version)
-    with _connect(settings) as con, console.status("scoring..."):
+    with _writes_warehouse(settings), _connect(settings) as con, console.status("scoring..."):
         try:
             result = score_hours(con, model, meta)
         except RuntimeError as exc:

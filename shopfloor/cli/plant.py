@@ -20,6 +20,7 @@ from shopfloor.cli._common import (
     LandingOption,
     _check_writable,
     _settings,
+    _writes_warehouse,
     app,
     console,
 )
@@ -186,10 +187,11 @@ def ingest(
         landing=landing, data_dir=data_dir, lakehouse=lakehouse, warehouse=warehouse
     )
     _check_writable(settings)
-    cfg = replace(ingest_config(settings), workers=workers)
-    summary = ingest_with_progress(cfg)
-    if summary.status != "succeeded":
-        raise typer.Exit(1)
+    with _writes_warehouse(settings):
+        cfg = replace(ingest_config(settings), workers=workers)
+        summary = ingest_with_progress(cfg)
+        if summary.status != "succeeded":
+            raise typer.Exit(1)
 
 
 def ingest_with_progress(cfg: IngestConfig) -> IngestSummary:

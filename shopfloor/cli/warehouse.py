@@ -17,6 +17,7 @@ from shopfloor.cli._common import (
     _check_writable,
     _connect,
     _settings,
+    _writes_warehouse,
     app,
     console,
 )
@@ -40,10 +41,11 @@ def build(
     args += ["--full-refresh"] if full_refresh else []
     settings = _settings(data_dir=data_dir, lakehouse=lakehouse)
     _check_writable(settings, landing=False)
-    result = run_dbt(args, settings)
-    if not result.success:
-        console.print("[red]dbt build failed[/] (see the log above)")
-        raise typer.Exit(1)
+    with _writes_warehouse(settings):
+        result = run_dbt(args, settings)
+        if not result.success:
+            console.print("[red]dbt build failed[/] (see the log above)")
+            raise typer.Exit(1)
 
 
 @app.command()
