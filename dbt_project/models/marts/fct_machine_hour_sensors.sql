@@ -14,8 +14,8 @@
     readings (not flagged as spike, stuck or out of range) and the flag counts,
     as declared once in macro sensor_statistics.
     The flags are computed here from the wide staged readings (macro
-    flagged_readings, the same rules as int_readings_flagged), so an
-    incremental run's filter reaches the raw scan, and the statistics
+    flagged_readings), so an incremental run's filter reaches the raw scan,
+    and the statistics
     are aggregated on the wide rows, then unpivoted (macro sensor_hour_stats).
     Each machine's sensors are processed in slots, only the ones its machine
     group reports (macro sensor_groups), and named again at the end.
@@ -36,7 +36,7 @@
 
 with
 
-{{ flagged_readings(where_sql=changed_readings, groups=groups) }},
+{{ flagged_readings(groups, where_sql=changed_readings) }},
 
 {{ sensor_hour_stats(sensors=slot_columns(groups)) }},
 
