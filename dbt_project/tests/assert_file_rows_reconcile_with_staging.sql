@@ -21,7 +21,7 @@ readings as (
     select
         source_file_sha256,
         count(*) as readings
-    from {{ ref('stg_landing__telemetry_readings') }}
+    from {{ ref('int_readings_deduplicated') }}
     group by source_file_sha256
 
 ),

@@ -5,7 +5,7 @@
 -- dropped, and no value is filed under another sensor. Count-based: one scan of
 -- the wide staged readings, no long rows (one count per sensor column,
 -- whatever the firmware added).
-{%- set sensors = sensor_columns(ref('stg_landing__telemetry_readings')) %}
+{%- set sensors = sensor_columns(ref('int_readings_deduplicated')) %}
 with
 
 staged_counts as (
@@ -17,7 +17,7 @@ staged_counts as (
             count({{ s }}) as {{ s }},
         {% endfor -%}
         count(*) as readings__
-    from {{ ref('stg_landing__telemetry_readings') }}
+    from {{ ref('int_readings_deduplicated') }}
     group by machine_id
 
 ),

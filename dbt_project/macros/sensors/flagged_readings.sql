@@ -18,7 +18,7 @@
     its sensor per machine.
 #}
 {% macro flagged_readings(groups, where_sql=none) %}
-{%- set staged = ref('stg_landing__telemetry_readings') -%}
+{%- set staged = ref('int_readings_deduplicated') -%}
 {%- set all_sensors = sensor_columns(staged) -%}
 {%- set sensors = slot_columns(groups) -%}
 {{ readings_base(staged, sensors, groups, where_sql) }},

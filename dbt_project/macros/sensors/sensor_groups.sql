@@ -16,7 +16,7 @@
     no machine: every sensor, nothing selected.
 #}
 {% macro sensor_groups(where_sql=none) %}
-    {%- set sensors = sensor_columns(ref('stg_landing__telemetry_readings')) -%}
+    {%- set sensors = sensor_columns(ref('int_readings_deduplicated')) -%}
     {%- set everything = [{'machines': [], 'sensors': sensors}] -%}
     {%- if not execute or not sensors -%}
         {{ return(everything) }}
@@ -30,7 +30,7 @@
             coalesce(registry.machine_model, readings.machine_id) as machine_group,
             readings.machine_id,
             {{ reported | join(', ') }}
-        from {{ ref('stg_landing__telemetry_readings') }} as readings
+        from {{ ref('int_readings_deduplicated') }} as readings
         left join {{ ref('stg_landing__machine_registry') }} as registry
             on readings.machine_id = registry.machine_id
         {% if where_sql %}where {{ where_sql }}{% endif %}

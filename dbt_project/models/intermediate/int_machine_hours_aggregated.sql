@@ -51,7 +51,7 @@ readings as (
         machine_id,
         hour_at,
         status
-    from {{ ref('stg_landing__telemetry_readings') }}
+    from {{ ref('int_readings_deduplicated') }}
     {% if is_incremental() %}
         where
             reading_at >= {{ start }} - interval 1 day
