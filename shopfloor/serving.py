@@ -293,15 +293,22 @@ def _publish_by_day(
     old_days: dict[str, str] = before.get("days", {}) if same_columns else {}  # type: ignore[assignment]
     changed = sorted(d for d, h in checksums.items() if old_days.get(d) != h)
     store.makedirs(*out)
-    for d in sorted(set(checksums) - set(changed)):
+    unchanged = sorted(set(checksums) - set(changed))
+    if unchanged:
         assert previous is not None
-        for name in store.names("/".join((*previous, f"day={d}", "*"))):
-            file = name.rsplit("/", 1)[-1]
-            if store.local:
-                store.makedirs(*out, f"day={d}")
-                os.link(store.p(name), store.p(*out, f"day={d}", file))
-            else:
-                store.fs.copy(store.p(name), store.p(*out, f"day={d}", file))
+        wanted = {f"day={d}" for d in unchanged}
+        sources = [
+            name
+            for name in store.names("/".join((*previous, "day=*", "*")))
+            if name.split("/")[-2] in wanted
+        ]
+        targets = [store.p(*out, *name.split("/")[-2:]) for name in sources]
+        if store.local:
+            for name, target in zip(sources, targets, strict=True):
+                Path(target).parent.mkdir(exist_ok=True)
+                os.link(store.p(name), target)
+        elif sources:  # one batch: the store copies the objects concurrently
+            store.fs.copy([store.p(name) for name in sources], targets)
     if changed:
         con.execute(
             f"copy (select {_select(columns)}, {day} as day from {SCHEMA}.{mart}"
