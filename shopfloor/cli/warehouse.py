@@ -82,8 +82,9 @@ def docs(
 def publish(data_dir: DataDirOption = "", lakehouse: LakehouseOption = "") -> None:
     """Publish the marts to the serving layer BI reads (`shopfloor run` does it every hour).
 
-    Writes DATA_DIR/serving (LAKEHOUSE/serving on a lake): the marts as Parquet (machine-hour marts by day, only the
-    days that changed) and bi.duckdb, a catalog of views that BI tools open read-only.
+    Writes DATA_DIR/serving (LAKEHOUSE/serving on a lake): the marts as Parquet
+    (machine-hour marts by day, only the days that changed) and bi.duckdb, a catalog
+    of views that BI tools open read-only.
     Connection settings: docs/operations.md.
     """
     from shopfloor.run import publish as publish_marts
