@@ -15,18 +15,16 @@ A path is one of:
 
 from __future__ import annotations
 
+import mimetypes
 import os
 import posixpath
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlparse
 
 import fsspec
-from dlt.common.storages.configuration import FilesystemConfiguration, make_fsspec_url
-from dlt.common.storages.fsspec_filesystem import MTIME_DISPATCH, FileItem, guess_mime_type
-from dlt.sources.filesystem import FileItemDict
+from dlt.sources.filesystem import FileItem, FileItemDict
 
 TELEMETRY_DIR = "telemetry"
 TELEMETRY_SUFFIX = ".txt"
@@ -146,20 +144,14 @@ def list_telemetry(
     policy = policy or ListingPolicy()
     now = now or datetime.now(UTC)
     is_local = "file" in fs.protocol
-    if is_local and FilesystemConfiguration.is_local_path(landing_url):
-        landing_url = FilesystemConfiguration.make_file_url(landing_url)
-    scheme = urlparse(landing_url).scheme
-    if is_local:
-        root = FilesystemConfiguration.make_local_path(landing_url).rstrip("/")
-    else:
-        root = fs._strip_protocol(landing_url).rstrip("/")
+    root = fsspec.core.strip_protocol(landing_url).rstrip("/")
     found = fs.find(f"{root}/{TELEMETRY_DIR}", detail=True)
     out = Listing()
     candidates: list[tuple[str, str, int, datetime]] = []
     newest_hour: dict[str, datetime] = {}
     for path, info in found.items():
         rel = posixpath.relpath(path, root)  # fsspec paths are POSIX, local ones too
-        modified = MTIME_DISPATCH[scheme](info) or now
+        modified = modified_at(info) or now
         size = int(info.get("size") or 0)
         # only a trustworthy hour says a machine has moved on (a 2099 file must not)
         if (hour := file_hour(rel)) is not None and path_problem(rel, 0, policy, now) is None:
@@ -191,32 +183,39 @@ def list_telemetry(
             continue
         if problem := path_problem(rel, size, policy, now):
             out.problems[rel] = problem
-        out.new.append(_file_item(fs, path, rel, size, modified, landing_url, scheme, is_local))
+        out.new.append(_file_item(fs, path, rel, size, modified))
     # oldest delivery first: of two identical files, the one that came first is kept
     out.new.sort(key=lambda f: (f["modification_date"], f["relative_path"]))
     return out
 
 
+# where fsspec's listings put a file's modification time, by filesystem: S3 and ADLS,
+# Azure Blob, GCS, local and SFTP, in-memory
+_MTIME_KEYS = ("LastModified", "last_modified", "updated", "mtime", "created")
+
+
+def modified_at(info: dict[str, Any]) -> datetime | None:
+    """A listed file's modification time (UTC) from its fsspec listing entry, if it has one."""
+    value = next((info[k] for k in _MTIME_KEYS if info.get(k) is not None), None)
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC)
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return None
+
+
 def _file_item(
-    fs: fsspec.AbstractFileSystem,
-    path: str,
-    rel: str,
-    size: int,
-    modified: datetime,
-    landing_url: str,
-    scheme: str,
-    is_local: bool,
+    fs: fsspec.AbstractFileSystem, path: str, rel: str, size: int, modified: datetime
 ) -> FileItemDict:
-    mime_type, encoding = guess_mime_type(rel)
+    """The file as dlt's filesystem resources describe one (a `FileItemDict` reads it)."""
+    mime_type, encoding = mimetypes.guess_type(posixpath.basename(rel), strict=False)
     item = FileItem(
         file_name=posixpath.basename(rel),
         relative_path=rel,
-        file_url=(
-            FilesystemConfiguration.make_file_url(path)
-            if is_local
-            else make_fsspec_url(scheme, path, landing_url)
-        ),
-        mime_type=mime_type,
+        file_url=fs.unstrip_protocol(path),
+        mime_type=mime_type or "text/plain",
         modification_date=modified,
         size_in_bytes=size,
     )

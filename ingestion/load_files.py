@@ -6,12 +6,11 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import dlt
 import pyarrow as pa
 import pyarrow.parquet as pq
-from dlt.common.libs.pyarrow import py_arrow_to_table_schema_columns
 
 
 class ReadingsWriter:
@@ -139,7 +138,7 @@ class ReadingsWriter:
         hints = dlt.mark.make_hints(
             table_name="telemetry_readings",
             write_disposition="append",
-            columns=py_arrow_to_table_schema_columns(schema),
+            columns=cast(Any, schema),  # dlt takes an Arrow schema as the column hints
         )
         yield dlt.mark.with_file_import(str(self.path), "parquet", self.rows, hints=hints)
         self.writer, self.path, self.rows = None, None, 0

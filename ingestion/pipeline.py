@@ -23,9 +23,9 @@ from typing import Any
 import dlt
 import duckdb
 from dlt.common.pipeline import LoadInfo
-from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from ingestion.listing import KnownFiles, ListingPolicy
+from ingestion.outcomes import FileOutcome
 from ingestion.sources import landing_source
 
 PIPELINE_NAME = "shopfloor_landing"
@@ -119,9 +119,9 @@ def make_pipeline(cfg: IngestConfig) -> dlt.Pipeline:
         # raw tables carry their own order (source_file, source_line): letting DuckDB
         # insert in any order makes the load of a run's readings ~40% faster
         destination = dlt.destinations.duckdb(
-            DuckDbCredentials(
-                cfg.warehouse,
-                global_config={
+            credentials={
+                "database": cfg.warehouse,
+                "global_config": {
                     "preserve_insertion_order": False,
                     # a bounded buffer pool keeps peak memory flat however big the batch
                     "memory_limit": os.environ.get("SHOPFLOOR_DUCKDB_MEMORY", "512MB"),
@@ -130,7 +130,7 @@ def make_pipeline(cfg: IngestConfig) -> dlt.Pipeline:
                     # checkpoints slower (measurements: bench/README.md, docs/design.md)
                     "disabled_compression_methods": "fsst",
                 },
-            )
+            }
         )
     return dlt.pipeline(
         pipeline_name=PIPELINE_NAME,
@@ -205,7 +205,7 @@ def _warehouse_held_open(cfg: IngestConfig) -> Iterator[None]:
 
 def run_ingest(
     cfg: IngestConfig,
-    on_file: Callable[[dict[str, Any]], None] | None = None,
+    on_file: Callable[[FileOutcome], None] | None = None,
     on_listed: Callable[[int, int, int], None] | None = None,
 ) -> IngestSummary:
     """One ingestion run; never raises for bad input (see IngestSummary.status)."""
@@ -215,13 +215,13 @@ def run_ingest(
 
 def _run_ingest(
     cfg: IngestConfig,
-    on_file: Callable[[dict[str, Any]], None] | None,
+    on_file: Callable[[FileOutcome], None] | None,
     on_listed: Callable[[int, int, int], None] | None,
 ) -> IngestSummary:
     started = datetime.now(UTC)
     t0 = time.perf_counter()
     pipeline = make_pipeline(cfg)
-    outcomes: list[dict[str, Any]] = []
+    outcomes: list[FileOutcome] = []
     listed = {"n": 0, "waiting": 0}
 
     def listed_files(n_listed: int, n_new: int, n_waiting: int) -> None:
@@ -229,7 +229,7 @@ def _run_ingest(
         if on_listed:
             on_listed(n_listed, n_new, n_waiting)
 
-    def record(outcome: dict[str, Any]) -> None:
+    def record(outcome: FileOutcome) -> None:
         outcomes.append(outcome)
         if on_file:
             on_file(outcome)
@@ -264,7 +264,7 @@ def _run_ingest(
         shutil.rmtree(staging, ignore_errors=True)  # dlt copied the files into its package
     except Exception as exc:  # the run itself failed: report, log, exit non-zero
         error = f"{type(exc).__name__}: {exc}"
-    counts = Counter(o["status"] for o in outcomes)
+    counts = Counter(o.status for o in outcomes)
     summary = IngestSummary(
         load_id=info.loads_ids[-1] if info and info.loads_ids else None,
         started_at=started,
@@ -278,16 +278,16 @@ def _run_ingest(
         files_duplicate=counts["duplicate"],
         files_skipped=counts["skipped"],
         files_waiting=listed["waiting"],
-        rows_read=sum(o["rows_read"] for o in outcomes),
-        rows_loaded=sum(o["rows_loaded"] for o in outcomes),
-        rows_rejected=sum(o["rows_rejected"] for o in outcomes),
-        bytes_read=sum(o["size_bytes"] for o in outcomes),
+        rows_read=sum(o.rows_read for o in outcomes),
+        rows_loaded=sum(o.rows_loaded for o in outcomes),
+        rows_rejected=sum(o.rows_rejected for o in outcomes),
+        bytes_read=sum(o.size_bytes or 0 for o in outcomes),
         error=error,
         timings=timings,
         quarantined=[
-            {"file": o["relative_path"], "reason": o["reason"]}
+            {"file": o.relative_path, "reason": o.reason}
             for o in outcomes
-            if o["status"] == "quarantined"
+            if o.status == "quarantined"
         ],
     )
     if error:  # nothing this run read is known to be committed: claim none of it

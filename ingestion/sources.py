@@ -18,7 +18,6 @@ row twice only after a crash inside dlt's load step; staging deduplicates on
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -26,20 +25,18 @@ from typing import Any
 import dlt
 import fsspec
 import pyarrow as pa
-import pyarrow.compute as pc
-from dlt.common.schema.typing import TColumnSchema, TDataType
+from dlt.common.data_types import TDataType
+from dlt.common.schema import TColumnSchema
 
 from ingestion.exports import ExportRows, parse_maintenance_log, parse_registry
 from ingestion.listing import (
     KnownFiles,
     ListingPolicy,
-    SkippedPath,
-    file_hour,
     list_telemetry,
 )
 from ingestion.load_files import ReadingsWriter
-from ingestion.parsing import FileResult, prefetch
-from ingestion.quarantine import quarantine
+from ingestion.outcomes import FileOutcome, dlt_columns, outcome_of, skipped
+from ingestion.parsing import prefetch
 from ingestion.telemetry import sha256
 
 MAINTENANCE_PATH = "maintenance/maintenance_log.csv"
@@ -71,30 +68,7 @@ REJECT_COLUMNS = _columns(
     machine_id="text",
     ingested_at="timestamp",
 )
-FILE_COLUMNS = _columns(
-    file_url="text",
-    relative_path="text",
-    machine_id="text",
-    size_bytes="bigint",
-    modified_at="timestamp",
-    content_sha256="text",
-    status="text",
-    reason="text",
-    rows_read="bigint",
-    rows_loaded="bigint",
-    rows_rejected="bigint",
-    encoding="text",
-    model="text",
-    firmware="text",
-    sample_interval_s="bigint",
-    sensor_columns="text",
-    first_reading_at="timestamp",
-    last_reading_at="timestamp",
-    file_hour_at="timestamp",  # the UTC hour its name says; NULL when the name says none
-    duplicate_of="text",
-    quarantine_path="text",
-    ingested_at="timestamp",
-)
+FILE_COLUMNS = dlt_columns(FileOutcome)
 MAINTENANCE_COLUMNS = _columns(
     work_order="text",
     machine_id="text",
@@ -150,18 +124,13 @@ def _table(item: Any, name: str) -> Any:
     )
 
 
-def _machine_from_path(relative_path: str) -> str | None:
-    parts = relative_path.split("/")
-    return parts[1] if len(parts) >= 3 and parts[0] == "telemetry" else None
-
-
 @dlt.source(name="landing")
 def landing_source(
     landing_url: str,
     known: KnownFiles | None = None,
     quarantine_url: str | None = None,
     pseudonym_key: bytes = b"",
-    on_file: Callable[[dict[str, Any]], None] | None = None,
+    on_file: Callable[[FileOutcome], None] | None = None,
     on_listed: Callable[[int, int, int], None] | None = None,
     workers: int = 2,
     chunk_files: int = 64,
@@ -187,20 +156,18 @@ def landing_source(
         writer = ReadingsWriter(load_id, staging_dir)
         readings: list[pa.Table] = []
         rejects: list[dict[str, Any]] = []
-        files = [_skipped(path, ingested_at) for path in listing.skipped]
+        files = [skipped(path, ingested_at) for path in listing.skipped]
         for outcome in files:
             if on_file:
                 on_file(outcome)
         for result in prefetch(listing, policy, workers):
-            outcome, parsed_readings, parsed_rejects = _outcome(
-                result, seen_hashes, ingested_at, quarantine_url
-            )
-            files.append(outcome)
-            rejects.extend(parsed_rejects)
-            if parsed_readings is not None:
-                readings.append(parsed_readings)
+            parsed = outcome_of(result, seen_hashes, ingested_at, quarantine_url)
+            files.append(parsed.outcome)
+            rejects.extend(parsed.rejects)
+            if parsed.readings is not None:
+                readings.append(parsed.readings)
             if on_file:
-                on_file(outcome)
+                on_file(parsed.outcome)
             if len(files) >= chunk_files:  # bounded memory: hand over one chunk at a time
                 yield from _flush(writer, readings, rejects, files)
         yield from _flush(writer, readings, rejects, files)
@@ -289,131 +256,11 @@ def landing_source(
     )
 
 
-def _outcome(
-    result: FileResult,
-    seen_hashes: dict[str, str],
-    ingested_at: datetime,
-    quarantine_url: str | None,
-) -> tuple[dict[str, Any], pa.Table | None, list[dict[str, Any]]]:
-    """A file's outcome row, and its readings and rejects when it was parsed."""
-    item = result.item
-    readings_out: pa.Table | None = None
-    rejects_out: list[dict[str, Any]] = []
-    rel = item["relative_path"]
-    outcome: dict[str, Any] = {
-        "file_url": item["file_url"],
-        "relative_path": rel,
-        # a path that does not say which machine-hour it is names none
-        "machine_id": _machine_from_path(rel) if result.trusted_path else None,
-        "file_hour_at": file_hour(rel) if result.trusted_path else None,
-        "size_bytes": result.size,
-        "modified_at": item["modification_date"],
-        "content_sha256": result.data_sha or None,  # None: never read
-        "status": None,
-        "reason": None,
-        "rows_read": 0,
-        "rows_loaded": 0,
-        "rows_rejected": 0,
-        "encoding": None,
-        "model": None,
-        "firmware": None,
-        "sample_interval_s": None,
-        "sensor_columns": None,
-        "first_reading_at": None,
-        "last_reading_at": None,
-        "duplicate_of": None,
-        "quarantine_path": None,
-        "ingested_at": ingested_at,
-    }
-    parsed = result.parsed
-    if result.vanished:
-        outcome |= {"status": "skipped", "reason": "deleted between listing and reading"}
-    elif result.size and result.data_sha and result.data_sha in seen_hashes:  # empty: a failure
-        outcome |= {
-            "status": "duplicate",
-            "duplicate_of": seen_hashes[result.data_sha],
-            "reason": "same content as a file already ingested",
-        }
-    elif parsed is None:
-        outcome |= {"status": "quarantined", "reason": result.error}
-        outcome["quarantine_path"] = quarantine(quarantine_url, rel, result)
-        if result.data_sha and result.trusted_path:
-            # a file quarantined for its name or hour may come back corrected under a
-            # proper name: its content must not then count as a copy
-            seen_hashes[result.data_sha] = rel
-    else:
-        seen_hashes[result.data_sha] = rel
-        header = parsed.header
-        machine = header.keys["machine_id"]
-        path_machine = outcome["machine_id"]
-        if path_machine and path_machine != machine:
-            outcome |= {
-                "status": "quarantined",
-                "reason": f"header machine_id {machine} differs from folder {path_machine}",
-            }
-            outcome["quarantine_path"] = quarantine(quarantine_url, rel, result)
-        else:
-            readings = parsed.readings
-            n = readings.num_rows
-            for name, value, type_ in (
-                ("source_file", rel, pa.string()),
-                ("source_file_sha256", result.data_sha, pa.string()),
-                ("ingested_at", ingested_at, pa.timestamp("us", tz="UTC")),
-            ):
-                readings = readings.append_column(name, pa.repeat(pa.scalar(value, type_), n))
-            if n:
-                readings_out = readings
-            rejects_out = [
-                {
-                    **r,
-                    "source_file": rel,
-                    "source_file_sha256": result.data_sha,
-                    "machine_id": machine,
-                    "ingested_at": ingested_at,
-                }
-                for r in parsed.rejects
-            ]
-            times = readings["reading_at"]
-            outcome |= {
-                "status": "partial" if parsed.truncated else "loaded",
-                "reason": "truncated upload: last line incomplete" if parsed.truncated else None,
-                "machine_id": machine,
-                "rows_read": parsed.rows_read,
-                "rows_loaded": n,
-                "rows_rejected": parsed.rows_rejected,
-                "encoding": parsed.encoding,
-                "model": header.keys.get("model"),
-                "firmware": header.keys.get("firmware"),
-                "sample_interval_s": int(header.keys["sample_interval_s"]),
-                "sensor_columns": json.dumps(header.sensors),
-                "first_reading_at": pc.min(times).as_py() if n else None,
-                "last_reading_at": pc.max(times).as_py() if n else None,
-            }
-    return outcome, readings_out, rejects_out
-
-
-def _skipped(path: SkippedPath, ingested_at: datetime) -> dict[str, Any]:
-    """The outcome of a path that is not a telemetry file: recorded, never read."""
-    return dict.fromkeys(FILE_COLUMNS) | {
-        "file_url": None,
-        "relative_path": path.relative_path,
-        "machine_id": None,
-        "size_bytes": path.size,
-        "modified_at": path.modified_at,
-        "status": "skipped",
-        "reason": path.reason,
-        "rows_read": 0,
-        "rows_loaded": 0,
-        "rows_rejected": 0,
-        "ingested_at": ingested_at,
-    }
-
-
 def _flush(
     writer: ReadingsWriter,
     readings: list[pa.Table],
     rejects: list[dict[str, Any]],
-    files: list[dict[str, Any]],
+    files: list[FileOutcome],
 ) -> Iterator[Any]:
     """Hand a chunk to dlt: readings to the Parquet stream, rejects and outcomes as rows."""
     if readings:
@@ -421,7 +268,7 @@ def _flush(
     if rejects:
         yield _table(list(rejects), "telemetry_rejects")
     if files:
-        yield _table(list(files), "landing_files")
+        yield _table([f.row() for f in files], "landing_files")
     readings.clear()
     rejects.clear()
     files.clear()

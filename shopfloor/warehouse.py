@@ -343,17 +343,15 @@ def prepare(settings: Settings) -> None:
 
 
 def dlt_destination(settings: Settings) -> Any:
-    """dlt's `ducklake` destination on the same lake (same catalog, data path, secret)."""
-    from dlt.common.configuration.specs import AwsCredentials
-    from dlt.common.storages.configuration import FilesystemConfiguration
+    """dlt's `ducklake` destination on the same lake (same catalog, data path, secret),
+    configured the way dlt resolves any configuration: a mapping of its fields."""
     from dlt.destinations import ducklake
-    from dlt.destinations.impl.ducklake.configuration import DuckLakeCredentials
 
     lake = lake_of(settings)
     if lake is None:
         raise SettingsError("no lakehouse configured")
     prepare(settings)  # dlt's attach autoloads `ducklake`: installed, it is never downloaded
-    credentials: Any = None
+    storage: dict[str, Any] = {"bucket_url": lake.data_url}
     if lake.on_s3:
         secret = s3_options(lake.data_path)
         given: dict[str, Any] = {
@@ -363,12 +361,10 @@ def dlt_destination(settings: Settings) -> Any:
             "region_name": secret["region"],
             "endpoint_url": _endpoint(),
         }
-        credentials = AwsCredentials(**{k: v for k, v in given.items() if v})
+        storage["credentials"] = {k: v for k, v in given.items() if v}
     if lake.catalog_is_postgres:
         catalog = lake.catalog
     else:  # the folder exists: prepare() attached the catalog
         catalog = "sqlite:///" + str(Path(lake.catalog).resolve())
-    storage = FilesystemConfiguration(bucket_url=lake.data_url, credentials=credentials)
-    return ducklake(
-        credentials=DuckLakeCredentials(ducklake_name=LAKE, catalog=catalog, storage=storage)
-    )
+    credentials: Any = {"ducklake_name": LAKE, "catalog": catalog, "storage": storage}
+    return ducklake(credentials=credentials)

@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 if TYPE_CHECKING:
+    from ingestion.outcomes import FileOutcome
     from ingestion.pipeline import IngestConfig, IngestSummary
 
 from shopfloor.cli._common import (
@@ -223,9 +224,9 @@ def ingest_with_progress(cfg: IngestConfig) -> IngestSummary:
                 task, total=n_new, description=f"{n_new:,} new of {n_listed:,} files{waiting}"
             )
 
-        def done(outcome: dict[str, object]) -> None:
-            totals["bytes"] += int(outcome["size_bytes"])  # type: ignore[call-overload]
-            totals["rows"] += int(outcome["rows_loaded"])  # type: ignore[call-overload]
+        def done(outcome: FileOutcome) -> None:
+            totals["bytes"] += outcome.size_bytes or 0
+            totals["rows"] += outcome.rows_loaded
             elapsed = max((datetime.now(UTC) - started).total_seconds(), 1e-3)
             progress.update(
                 task, advance=1, mb=totals["bytes"] / 1e6, rate=totals["rows"] / elapsed
