@@ -17,7 +17,7 @@ class ReadingsWriter:
     """Streams a run's readings into as few Parquet load files as possible.
 
     Written here rather than by dlt's Arrow writer, for reasons measured on this
-    data: dlt writes doubles dictionary-encoded (six times slower for readings,
+    data (bench/README.md): dlt writes doubles dictionary-encoded (slow for readings,
     which hardly repeat) and starts a new file at every change of schema, i.e.
     at every change of machine model, and DuckDB loads one big file much faster
     than many small ones. A new file starts only when a new sensor column

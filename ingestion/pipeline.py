@@ -116,8 +116,8 @@ def make_pipeline(cfg: IngestConfig) -> dlt.Pipeline:
         destination: Any = cfg.destination
     else:
         Path(cfg.warehouse).parent.mkdir(parents=True, exist_ok=True)
-        # raw tables carry their own order (source_file, source_line): letting DuckDB
-        # insert in any order makes the load of a run's readings ~40% faster
+        # raw tables carry their own order (source_file, source_line): DuckDB may
+        # insert in any order, which makes the load of a run's readings faster
         destination = dlt.destinations.duckdb(
             credentials={
                 "database": cfg.warehouse,
@@ -187,8 +187,8 @@ def _warehouse_held_open(cfg: IngestConfig) -> Iterator[None]:
 
     dlt opens and closes its DuckDB connection about ten times per run. Each time the
     last connection to a file closes, DuckDB checkpoints and closes the database, and
-    the next open reads its metadata again: ~0.2 s per cycle on a 7-day warehouse,
-    growing with history (measured 2.5 s of a 6.5 s one-hour run). While this process
+    the next open reads its metadata again, a cost that grows with history
+    (bench/README.md). While this process
     holds one connection, dlt's `duckdb.connect` gets the database that is already open
     (same file, same connect configuration) and its closes are cheap.
     """

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import duckdb
 import numpy as np
@@ -44,6 +44,30 @@ from ml.features import CATEGORICAL, KEYS, LABEL, FeatureFrame, labels, load_fea
 from ml.policy import AlertPolicy, choose_threshold
 
 LATEST = "LATEST"
+
+
+class ModelMetadata(TypedDict):
+    """What a model version records next to its model (metadata.json): how it was trained,
+    on what, how it scored on the test period, and the alert threshold scoring uses."""
+
+    version: str
+    trained_at: str  # ISO 8601, UTC
+    label: str
+    horizon_hours: int
+    policy: dict[str, Any]  # AlertPolicy.to_dict()
+    seed: int
+    periods: dict[str, Any]  # train / validation / test bounds
+    rows: dict[str, int]  # machine-hours per period
+    positives: dict[str, int]  # labelled hours per period
+    features: list[str]
+    categorical: list[str]
+    reference_values: dict[str, float]  # training medians: what "unusual" is measured from
+    threshold: float
+    metrics: dict[str, Any]  # per rule (model, baselines) and the machine-grouped split
+    warnings: list[str]
+    data_fingerprint: str
+    library_versions: dict[str, str]
+    trusted_types: NotRequired[list[str]]  # what loading the model may instantiate (skops)
 
 
 @dataclass(frozen=True)
@@ -174,7 +198,7 @@ def readiness(con: duckdb.DuckDBPyConnection) -> Readiness:
 class TrainResult:
     version: str
     path: str  # the version's folder or URL
-    metadata: dict[str, Any]
+    metadata: ModelMetadata
 
 
 def train(
@@ -246,11 +270,11 @@ def train(
         for f in features
         if f not in CATEGORICAL and train_part[f].notna().any()
     }
-    metadata: dict[str, Any] = {
+    metadata: ModelMetadata = {
         "version": version,
         "trained_at": trained_at.isoformat(),
         "label": LABEL,
-        "horizon_hours": config.horizon_hours,
+        "horizon_hours": built_with,
         "policy": config.policy.to_dict(),
         "seed": config.seed,
         "periods": periods.to_dict(),
@@ -323,7 +347,7 @@ def _observed(frame: pd.DataFrame, features: list[str]) -> list[str]:
     return [f for f in features if frame[f].notna().any()]
 
 
-def save(model: object, metadata: dict[str, Any], models_dir: str | Path) -> str:
+def save(model: object, metadata: ModelMetadata, models_dir: str | Path) -> str:
     """Write a model version under models_dir (a folder or an fsspec URL), then point
     LATEST at it: a reader never finds LATEST naming a version not written yet."""
     import skops.io as sio
@@ -366,7 +390,7 @@ TRUSTED_PREFIXES = (
 )
 
 
-def load(models_dir: str | Path, version: str | None = None) -> tuple[Any, dict[str, Any]]:
+def load(models_dir: str | Path, version: str | None = None) -> tuple[Any, ModelMetadata]:
     """Load a model version (default: the latest trained). Refuses foreign types."""
     import skops.io as sio
 
@@ -376,11 +400,11 @@ def load(models_dir: str | Path, version: str | None = None) -> tuple[Any, dict[
         if version is None:
             raise FileNotFoundError(f"no model trained yet in {models_dir} (run `shopfloor train`)")
     path = f"{root}/{version}"
-    metadata = json.loads(fs.cat_file(f"{path}/metadata.json"))
+    metadata: ModelMetadata = json.loads(fs.cat_file(f"{path}/metadata.json"))
     blob = fs.cat_file(f"{path}/model.skops")
     untrusted = sio.get_untrusted_types(data=blob)
     foreign = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
-    if foreign or not set(untrusted) <= set(metadata["trusted_types"]):
+    if foreign or not set(untrusted) <= set(metadata.get("trusted_types", [])):
         raise ValueError(f"refusing to load {path}: unexpected types {foreign or untrusted}")
     model = sio.loads(blob, trusted=untrusted)
     return model, metadata

@@ -23,10 +23,13 @@ sorted once by machine and hour, each failure's warning window located once.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from ml.model import ModelMetadata
 
 HOUR = pd.Timedelta(hours=1)
 SMOOTHING_LOGIT = 0.5  # half-width of the window the cost curve is averaged over
@@ -45,7 +48,7 @@ class AlertPolicy:
         return asdict(self)
 
     @classmethod
-    def from_metadata(cls, metadata: dict[str, Any]) -> AlertPolicy:
+    def from_metadata(cls, metadata: ModelMetadata) -> AlertPolicy:
         if "policy" in metadata:
             return cls(**metadata["policy"])
         # model versions saved before the policy existed: their lead and costs

@@ -19,7 +19,7 @@ import pandas as pd
 
 from ml import evaluate
 from ml.features import FEATURES_MART, LABEL
-from ml.model import beaten_by_baselines, failures_from
+from ml.model import ModelMetadata, beaten_by_baselines, failures_from
 from ml.policy import AlertPolicy, PeriodOutcomes
 
 METHODS = {
@@ -29,7 +29,7 @@ METHODS = {
 }
 
 
-def scored_test_period(con: duckdb.DuckDBPyConnection, metadata: dict[str, Any]) -> pd.DataFrame:
+def scored_test_period(con: duckdb.DuckDBPyConnection, metadata: ModelMetadata) -> pd.DataFrame:
     """The test period's labelled hours with the risk the scores table holds for them."""
     periods = evaluate.Periods.from_dict(metadata["periods"])
     return con.execute(
@@ -54,7 +54,7 @@ class TestPeriod:
     changed: str  # what changed since training ("" when nothing did)
 
 
-def test_period(con: duckdb.DuckDBPyConnection, metadata: dict[str, Any]) -> TestPeriod:
+def test_period(con: duckdb.DuckDBPyConnection, metadata: ModelMetadata) -> TestPeriod:
     hours = scored_test_period(con, metadata)
     recorded = int(metadata["rows"]["test"])
     if hours.empty:
@@ -81,7 +81,7 @@ def test_period(con: duckdb.DuckDBPyConnection, metadata: dict[str, Any]) -> Tes
 
 def recompute_model_metrics(
     con: duckdb.DuckDBPyConnection,
-    metadata: dict[str, Any],
+    metadata: ModelMetadata,
     period: TestPeriod | None = None,
 ) -> dict[str, object]:
     """The model's test metrics from the scores table; checked against those recorded
@@ -101,7 +101,7 @@ def recompute_model_metrics(
     return metrics
 
 
-def write_report(con: duckdb.DuckDBPyConnection, metadata: dict[str, Any], out_dir: Path) -> Path:
+def write_report(con: duckdb.DuckDBPyConnection, metadata: ModelMetadata, out_dir: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -183,7 +183,7 @@ def _close(a: object, b: object) -> bool:
     return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-9)  # type: ignore[arg-type]
 
 
-def _test_features(con: duckdb.DuckDBPyConnection, metadata: dict[str, Any]) -> pd.DataFrame:
+def _test_features(con: duckdb.DuckDBPyConnection, metadata: ModelMetadata) -> pd.DataFrame:
     from ml.features import load_features
 
     periods = evaluate.Periods.from_dict(metadata["periods"])
@@ -192,7 +192,7 @@ def _test_features(con: duckdb.DuckDBPyConnection, metadata: dict[str, Any]) -> 
 
 
 def _scores_by_method(
-    metadata: dict[str, Any], test: pd.DataFrame, features: pd.DataFrame
+    metadata: ModelMetadata, test: pd.DataFrame, features: pd.DataFrame
 ) -> dict[str, np.ndarray]:
     aligned = test[["machine_id", "hour_at"]].merge(
         features, on=["machine_id", "hour_at"], how="left"
@@ -204,7 +204,7 @@ def _scores_by_method(
 
 
 def _timeline(
-    con: duckdb.DuckDBPyConnection, metadata: dict[str, Any], out_dir: Path, plt: Any
+    con: duckdb.DuckDBPyConnection, metadata: ModelMetadata, out_dir: Path, plt: Any
 ) -> str:
     """Risk of one machine across a failure and a maintenance visit in the test period."""
     periods = evaluate.Periods.from_dict(metadata["periods"])
@@ -283,7 +283,7 @@ ROWS = (
 )
 
 
-def _markdown(metadata: dict[str, Any], metrics: dict[str, Any], machine: str, changed: str) -> str:
+def _markdown(metadata: ModelMetadata, metrics: dict[str, Any], machine: str, changed: str) -> str:
     periods = metadata["periods"]
     m, fi, ss = metrics["model"], metrics["fixed_interval"], metrics["single_sensor"]
     table = ["| metric | " + " | ".join(METHODS.values()) + " |", "|---|---:|---:|---:|"]

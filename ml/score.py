@@ -16,13 +16,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
 import pandas as pd
 
 from ml.features import CATEGORICAL, load_features, matrix
+
+if TYPE_CHECKING:
+    from ml.model import ModelMetadata
 
 TOP_REASONS = 3
 
@@ -54,7 +57,7 @@ def _require_tables(con: duckdb.DuckDBPyConnection) -> None:
 def score(
     con: duckdb.DuckDBPyConnection,
     model: Any,
-    metadata: dict[str, Any],
+    metadata: ModelMetadata,
     *,
     now: datetime | None = None,
 ) -> ScoreResult:
@@ -143,7 +146,7 @@ def score(
 
 
 def explain(
-    model: Any, metadata: dict[str, Any], rows: pd.DataFrame, risk: np.ndarray | None = None
+    model: Any, metadata: ModelMetadata, rows: pd.DataFrame, risk: np.ndarray | None = None
 ) -> pd.DataFrame:
     """Per row, the features whose typical value would lower the risk most.
 

@@ -10,6 +10,8 @@ from rich.table import Table
 from shopfloor.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
+    from ml.model import ModelMetadata
+
     pass
 
 from shopfloor.cli._common import (
@@ -109,7 +111,7 @@ def train(
     )
 
 
-def _print_metrics(meta: dict[str, Any]) -> None:
+def _print_metrics(meta: ModelMetadata) -> None:
     table = Table(
         title=f"model {meta['version']} -- test period {meta['periods']['test_start'][:10]}"
         f" .. {meta['periods']['test_end'][:10]}"
@@ -141,7 +143,7 @@ def _print_metrics(meta: dict[str, Any]) -> None:
     console.print(table)
 
 
-def _load_model(settings: Settings, version: str | None) -> tuple[Any, dict[str, Any]]:
+def _load_model(settings: Settings, version: str | None) -> tuple[Any, ModelMetadata]:
     """A model version (default: the latest) or a clear message and exit 1."""
 
     from ml.model import load
