@@ -152,7 +152,10 @@ def landing_source(
         if on_listed:
             on_listed(listing.listed, len(listing.new) + len(listing.skipped), listing.waiting)
         seen_hashes = dict(known.hashes)
-        load_id = dlt.current.load_package_state()["load_id"]
+        try:
+            load_id = dlt.current.load_package_state()["load_id"]
+        except Exception:  # iterated without a pipeline (a test, a notebook): no package
+            load_id = "no_load_package"
         writer = ReadingsWriter(load_id, staging_dir)
         readings: list[pa.Table] = []
         rejects: list[dict[str, Any]] = []

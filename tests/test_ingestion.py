@@ -505,3 +505,39 @@ def test_readings_are_written_grouped_by_machine_in_bounded_memory(
     expected = [(m, h * 10 + k) for h in range(4) for m in sensors for k in range(3)]
     expected += [("M1", 40 + k) for k in range(3)]
     assert sorted(rows) == sorted(expected)
+
+
+def test_the_source_iterated_without_a_pipeline(tmp_path: Path) -> None:
+    """As dlt's verified sources are tested: the resources iterated directly, no pipeline
+    and no destination. A hand-made plant (a press at one reading per 10 minutes) and one
+    unreadable file: an outcome row per file, the readings in the Parquet load file, and
+    the counts reconcile."""
+    from ingestion.listing import ListingPolicy
+    from ingestion.sources import landing_source
+    from tests.landing import HandMachine, hours_between, utc, write_hours, write_registry
+
+    landing = tmp_path / "landing"
+    press = HandMachine("PRESS-7", "HP-200", {"ram_force_kn": 850.0}, sample_interval_s=600)
+    written = write_hours(landing, press, hours_between(utc(2026, 5, 4), utc(2026, 5, 4, 3)))
+    bad = landing / "telemetry/PRESS-7/2026/05/04/PRESS-7_20260504T05.txt"
+    bad.write_text("not a machine export\n")
+    write_registry(landing, [press])
+    source = landing_source(
+        str(landing), staging_dir=str(tmp_path / "staging"), policy=ListingPolicy(settle_s=0)
+    )
+    outcomes = [row for row in source.resources["telemetry"] if row is not None]
+    assert written == 3 and len(outcomes) == 4
+    by_status: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in outcomes:
+        by_status[row["status"]].append(row)
+        assert row["rows_read"] == row["rows_loaded"] + row["rows_rejected"]
+    assert len(by_status["loaded"]) == 3 and {r["rows_loaded"] for r in by_status["loaded"]} == {6}
+    (quarantined,) = by_status["quarantined"]
+    assert quarantined["relative_path"].endswith("T05.txt") and quarantined["reason"]
+    readings = pq.read_table(list((tmp_path / "staging").glob("readings_*.parquet")))
+    assert readings.num_rows == 18
+    assert set(readings.column("source_file").to_pylist()) == {
+        r["relative_path"] for r in by_status["loaded"]
+    }
+    (registry,) = list(source.resources["machine_registry"])
+    assert registry.column("machine_id").to_pylist() == ["PRESS-7"]
