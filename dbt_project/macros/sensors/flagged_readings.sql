@@ -48,11 +48,7 @@ flagged_wide as (
             coalesce(stuck_wide.{{ s }}, false) as {{ s }}__stuck{{ "," if not loop.last }}
         {% endfor %}
     from base
-    inner join spike_bounds
-        on
-            base.machine_id = spike_bounds.machine_id
-            and base.hour_at = spike_bounds.hour_at
-            and base.status is not distinct from spike_bounds.status
+    inner join spike_bounds on {{ same_hour_and_status('base', 'spike_bounds') }}
     left join ratings on base.machine_id = ratings.machine_id
     left join stuck_wide
         on

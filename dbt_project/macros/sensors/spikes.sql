@@ -30,11 +30,7 @@ mads as (
             median(abs(base.{{ s }} - medians.{{ s }})) as {{ s }}{{ "," if not loop.last }}
         {% endfor %}
     from base
-    inner join medians
-        on
-            base.machine_id = medians.machine_id
-            and base.hour_at = medians.hour_at
-            and base.status is not distinct from medians.status
+    inner join medians on {{ same_hour_and_status('base', 'medians') }}
     group by base.machine_id, base.hour_at, base.status
 
 ),
@@ -57,11 +53,16 @@ spike_bounds as (
             {{- "," if not loop.last }}
         {% endfor %}
     from medians
-    inner join mads
-        on
-            medians.machine_id = mads.machine_id
-            and medians.hour_at = mads.hour_at
-            and medians.status is not distinct from mads.status
+    inner join mads on {{ same_hour_and_status('medians', 'mads') }}
 
 )
 {% endmacro %}
+
+
+{# the join of two per-reading or per-hour relations on machine, hour and status
+   (a reading's status may be NULL: it still meets its hour's statistics) #}
+{% macro same_hour_and_status(left, right) -%}
+    {{ left }}.machine_id = {{ right }}.machine_id
+    and {{ left }}.hour_at = {{ right }}.hour_at
+    and {{ left }}.status is not distinct from {{ right }}.status
+{%- endmacro %}
