@@ -138,6 +138,8 @@ def resolve(flags: Mapping[str, str | None] | None = None, cwd: Path | None = No
         if values["lakehouse"] and sources[name] == "default":
             values[name] = values["lakehouse"].rstrip("/") + "/" + under
             sources[name] = "default (lakehouse)"
+    for name in ("landing", "lakehouse", "models_dir", "serving_dir"):
+        _check_filesystem(name, values[name], sources[name])
     for name, under in (
         ("landing", "landing"),
         ("warehouse", "warehouse.duckdb"),
@@ -149,6 +151,18 @@ def resolve(flags: Mapping[str, str | None] | None = None, cwd: Path | None = No
         if sources[name] == "default":
             values[name] = str(Path(data) / under)
     return Settings(values, sources)
+
+
+def _check_filesystem(name: str, value: str, source: str) -> None:
+    """A URL setting whose filesystem is not installed: one line naming the package."""
+    if "://" not in value:
+        return
+    import fsspec
+
+    try:
+        fsspec.get_filesystem_class(value.split("://", 1)[0])
+    except (ImportError, ValueError) as exc:  # not installed / no such protocol
+        raise SettingsError(f"setting {name} = {value} ({source}): {exc}") from None
 
 
 def _project_file(cwd: Path) -> dict[str, Any]:

@@ -84,6 +84,8 @@ def test_misconfigurations_are_one_line_with_exit_code_2(landing: Path, tmp_path
     status = cli("status", "--data-dir", str(tmp_path / "new"))
     assert status.returncode == 0 and "No warehouse yet" in status.stdout
     one_line_error(cli("run", "--data-dir", "s3://plant/data", "--landing", str(landing)), 2, "URL")
+    # a lake on a store whose fsspec filesystem is not installed: the package is named
+    one_line_error(cli("status", "--lakehouse", "gcs://plant/lake"), 2, "gcsfs")
     lake = {"SHOPFLOOR_LAKEHOUSE": str(tmp_path / "lake")}
     one_line_error(cli("backup", str(tmp_path / "b"), **lake), 2, "works on the DuckDB warehouse")
     read_only = tmp_path / "read_only"
