@@ -407,19 +407,24 @@ def test_cli_ingest_reports_and_exits_zero_with_quarantined_files(
     )
     assert result.returncode == 0, result.stderr
     assert "quarantined" in result.stdout and "empty file" in result.stdout
+    # the run itself fails (a warehouse file that is not a database): exit 1, one line
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "warehouse.duckdb").write_bytes(b"not a database")
     failed = subprocess.run(
-        [
-            "shopfloor",
-            "ingest",
-            "--landing",
-            "s3-nowhere://bucket",
-            "--data-dir",
-            str(tmp_path / "x"),
-        ],
+        ["shopfloor", "ingest", "--landing", str(fleet / "landing"), "--data-dir", str(broken)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SHOPFLOOR_PSEUDONYM_KEY": "k"},
+    )
+    assert failed.returncode == 1 and "not a valid DuckDB database" in failed.stdout
+    # a landing URL no filesystem serves is a misconfiguration: exit 2 before any work
+    unknown = subprocess.run(
+        ["shopfloor", "ingest", "--landing", "s3-nowhere://b", "--data-dir", str(tmp_path / "x")],
         capture_output=True,
         text=True,
     )
-    assert failed.returncode == 1 and "ingest failed" in failed.stdout
+    assert unknown.returncode == 2 and "s3-nowhere" in unknown.stdout
 
 
 HEADER = (
