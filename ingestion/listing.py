@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import mimetypes
 import os
+import pathlib
 import posixpath
 import re
 from dataclasses import dataclass, field
@@ -211,10 +212,13 @@ def _file_item(
 ) -> FileItemDict:
     """The file as dlt's filesystem resources describe one (a `FileItemDict` reads it)."""
     mime_type, encoding = mimetypes.guess_type(posixpath.basename(rel), strict=False)
+    # a local URL is percent-encoded: dlt unquotes it to open the file, and a '#', '?' or
+    # '%' in a folder name must survive that
+    url = pathlib.Path(path).as_uri() if "file" in fs.protocol else fs.unstrip_protocol(path)
     item = FileItem(
         file_name=posixpath.basename(rel),
         relative_path=rel,
-        file_url=fs.unstrip_protocol(path),
+        file_url=url,
         mime_type=mime_type or "text/plain",
         modification_date=modified,
         size_in_bytes=size,

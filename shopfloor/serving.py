@@ -291,17 +291,21 @@ def _publish_by_day(
     checksums = day_checksums(con, mart, columns)
     same_columns = before.get("columns") == columns and previous is not None
     old_days: dict[str, str] = before.get("days", {}) if same_columns else {}  # type: ignore[assignment]
-    changed = sorted(d for d, h in checksums.items() if old_days.get(d) != h)
+    changed = {d for d, h in checksums.items() if old_days.get(d) != h}
     store.makedirs(*out)
-    unchanged = sorted(set(checksums) - set(changed))
-    if unchanged:
+    sources: list[str] = []
+    if len(changed) < len(checksums):
         assert previous is not None
-        wanted = {f"day={d}" for d in unchanged}
+        wanted = {f"day={d}" for d in checksums.keys() - changed}
         sources = [
             name
             for name in store.names("/".join((*previous, "day=*", "*")))
             if name.split("/")[-2] in wanted
         ]
+        # a day the previous version should hold but does not (its files were removed by
+        # hand) is written again rather than left out
+        present = {name.split("/")[-2] for name in sources}
+        changed |= {w.removeprefix("day=") for w in wanted - present}
         targets = [store.p(*out, *name.split("/")[-2:]) for name in sources]
         if store.local:
             for name, target in zip(sources, targets, strict=True):
@@ -312,7 +316,7 @@ def _publish_by_day(
     if changed:
         con.execute(
             f"copy (select {_select(columns)}, {day} as day from {SCHEMA}.{mart}"
-            f" where {in_days_sql(changed)}) to '{store.u(*out)}'"
+            f" where {in_days_sql(sorted(changed))}) to '{store.u(*out)}'"
             " (format parquet, partition_by (day), overwrite_or_ignore)"
         )
     if not checksums:  # no rows yet: one empty file keeps the view's columns

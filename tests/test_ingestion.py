@@ -515,13 +515,13 @@ def test_readings_are_written_grouped_by_machine_in_bounded_memory(
 def test_the_source_iterated_without_a_pipeline(tmp_path: Path) -> None:
     """As dlt's verified sources are tested: the resources iterated directly, no pipeline
     and no destination. A hand-made plant (a press at one reading per 10 minutes) and one
-    unreadable file: an outcome row per file, the readings in the Parquet load file, and
-    the counts reconcile."""
+    unreadable file, in a landing folder whose name URL syntax would misread: an outcome
+    row per file, the readings in the Parquet load file, and the counts reconcile."""
     from ingestion.listing import ListingPolicy
     from ingestion.sources import landing_source
     from tests.landing import HandMachine, hours_between, utc, write_hours, write_registry
 
-    landing = tmp_path / "landing"
+    landing = tmp_path / "plant #2 ?100%25"
     press = HandMachine("PRESS-7", "HP-200", {"ram_force_kn": 850.0}, sample_interval_s=600)
     written = write_hours(landing, press, hours_between(utc(2026, 5, 4), utc(2026, 5, 4, 3)))
     bad = landing / "telemetry/PRESS-7/2026/05/04/PRESS-7_20260504T05.txt"

@@ -273,9 +273,15 @@ def test_postgres_gets_the_marts_for_a_read_only_role_with_docs_and_keys(
 def test_a_copied_data_folder_publishes_and_reads_its_own_files(
     plant: Path, tmp_path: Path
 ) -> None:
-    """The catalog's views hold absolute paths: a copy's next publish points them at the copy."""
+    """The catalog's views hold absolute paths: a copy's next publish points them at the copy.
+    A day the copy's last version lost (removed by hand) is written again, not left out."""
     copy = tmp_path / "data"
     shutil.copytree(plant / "data", copy)
+    from shopfloor.serving import VERSION_KEY, newest_version
+
+    version = f"{VERSION_KEY}={newest_version(copy / 'serving')}"
+    days = sorted((copy / "serving" / "marts" / "fct_machine_hours" / version).glob("day=*"))
+    shutil.rmtree(days[-1])
     result = subprocess.run(
         ["shopfloor", "publish", "--data-dir", str(copy)],
         capture_output=True,
@@ -291,5 +297,7 @@ def test_a_copied_data_folder_publishes_and_reads_its_own_files(
             ).fetchall()
         ]
         rows = con.sql("select count(*) from marts.fct_machine_hours").fetchone()
+    with duckdb.connect(str(copy / "warehouse.duckdb"), read_only=True) as con:
+        expected = con.sql("select count(*) from marts.fct_machine_hours").fetchone()
     assert sqls and all(str(copy) in q for q in sqls)
-    assert rows is not None and rows[0] > 0
+    assert rows is not None and rows[0] > 0 and rows == expected

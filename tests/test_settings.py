@@ -161,3 +161,22 @@ def test_a_missing_extension_package_is_named_never_downloaded(
             " extension_name = 'ducklake'"
         ).fetchall()
     assert loaded == [("ducklake",)]
+
+
+def test_a_failing_catalog_copy_does_not_hide_the_commands_own_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After a command that failed, copying the lake's catalog may fail too (the store
+    went away): the command's error is raised, the copy's is a warning."""
+    from shopfloor.cli._common import _writes_warehouse
+
+    def store_gone(_settings: object) -> None:
+        raise OSError("store unreachable")
+
+    monkeypatch.setattr(warehouse, "save_catalog", store_gone)
+    settings = resolve({"data_dir": str(tmp_path)}, cwd=tmp_path)
+    with pytest.raises(ValueError, match="the command's own"), _writes_warehouse(settings):
+        raise ValueError("the command's own failure")
+    assert "store unreachable" in capsys.readouterr().out
+    with pytest.raises(OSError, match="store unreachable"), _writes_warehouse(settings):
+        pass  # after a command that succeeded, a failed copy is the error

@@ -188,5 +188,14 @@ def _writes_warehouse(settings: Settings) -> Iterator[None]:
 
     try:
         yield
-    finally:
-        save_catalog(settings)
+    except BaseException:
+        try:  # the command's own failure is what the user must see, not this one
+            save_catalog(settings)
+        except Exception as exc:
+            console.print(
+                f"[yellow]warning:[/] the lake's catalog was not copied beside its data: {exc}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        raise
+    save_catalog(settings)
