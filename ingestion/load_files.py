@@ -31,8 +31,7 @@ class ReadingsWriter:
     mixes all machines and no sensor column is ever all NULL in one; grouped,
     half the columns of a row group are NULL throughout, and DuckDB's
     checkpoint of the wide table (paid by every hourly run, in proportion to
-    the whole table) gets cheaper: one new hour on 7 days of history took
-    4.1-4.5 s instead of 6.6-7.0 s (bench/README.md). Memory stays bounded: at
+    the whole table) gets cheaper (bench/README.md). Memory stays bounded: at
     most `max_buffered` readings wait, after which the biggest group is written.
     """
 
@@ -76,7 +75,10 @@ class ReadingsWriter:
                 yield from self._write_group(self.group_sizes.most_common(1)[0][0])
 
     def _write_group(self, machine: str) -> Iterator[Any]:
-        chunk = pa.concat_tables(self.groups.pop(machine), promote_options="default")
+        # one contiguous chunk per column: Parquet writes a chunked column piece by piece,
+        # and an hour file at a reading per few minutes is a chunk of a dozen rows
+        tables = self.groups.pop(machine)
+        chunk = pa.concat_tables(tables, promote_options="default").combine_chunks()
         del self.group_sizes[machine]
         chunk = chunk.append_column(
             "_dlt_load_id", pa.repeat(pa.scalar(self.load_id), chunk.num_rows)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import types
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
@@ -53,7 +53,7 @@ class FileOutcome:
     ingested_at: datetime
 
     def row(self) -> dict[str, Any]:
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass
