@@ -61,11 +61,19 @@ def read_and_parse(item: FileItemDict, problem: str | None, policy: ListingPolic
     return FileResult(item, digest, parsed, None, len(data), None)
 
 
+# Below this mean size a file is mostly Python work around a short Arrow parse: more
+# threads then only queue for the GIL, and the writing thread with them
+THREADED_FILE_BYTES = 64 * 1024
+
+
 def prefetch(listing: Listing, policy: ListingPolicy, workers: int) -> Iterator[FileResult]:
     """Read and parse in worker threads, in order, a bounded number of files ahead,
     so that parsing overlaps with writing and memory does not grow with the batch."""
-    ahead = 16 * max(1, workers)
-    with ThreadPoolExecutor(max(1, workers)) as pool:
+    sizes = [int(item["size_in_bytes"]) for item in listing.new]
+    small = bool(sizes) and sum(sizes) / len(sizes) < THREADED_FILE_BYTES
+    threads = 1 if small else max(1, workers)
+    ahead = 16 * threads
+    with ThreadPoolExecutor(threads) as pool:
         pending: deque[Future[FileResult]] = deque()
         for item in listing.new:
             problem = listing.problems.get(item["relative_path"])

@@ -310,6 +310,17 @@ def _all_finite(columns: list[pa.ChunkedArray]) -> bool:
     return int((~np.isfinite(as_numbers)).sum()) == values.null_count
 
 
+def _any_failed(masks: list[Any], marked: pa.ChunkedArray | None) -> bool:
+    """Whether some row fails a check (a NULL check result counts as failed) or was
+    marked bad while its values were read."""
+    failed = masks[0]
+    for mask in masks[1:]:
+        failed = pc.or_kleene(failed, mask)  # true if any is true, else NULL if any is
+    if marked is not None:
+        failed = pc.or_kleene(failed, pc.is_valid(marked))
+    return bool(pc.any(pc.fill_null(failed, True)).as_py())
+
+
 def _finish(
     table: pa.Table, lines: np.ndarray, header: Header
 ) -> tuple[pa.Table, list[tuple[int, str]]]:
@@ -342,15 +353,17 @@ def _finish(
     for name in [] if _all_finite(sensors) else header.sensors:
         infinite = pc.fill_null(pc.invert(pc.is_finite(table[name])), False)  # empty: fine
         checks.append((infinite, f"non-numeric value in {name}: not a finite number"))
-    reason = pa.nulls(table.num_rows, pa.string())
-    for mask, text in checks:
-        reason = pc.if_else(pc.and_(pc.fill_null(mask, True), pc.is_null(reason)), text, reason)
-    if "__bad__" in table.column_names:
-        reason = pc.coalesce(reason, table["__bad__"])
-        table = table.drop_columns(["__bad__"])
-    bad = pc.is_valid(reason)
+    marked = table["__bad__"] if "__bad__" in table.column_names else None
+    table = table.drop_columns(["__bad__"]) if marked is not None else table
     rejects: list[tuple[int, str]] = []
-    if pc.any(bad).as_py():
+    if _any_failed([mask for mask, _ in checks], marked):  # the reasons only when needed
+        reason = pa.nulls(table.num_rows, pa.string())
+        for mask, text in checks:
+            failed = pc.and_(pc.fill_null(mask, True), pc.is_null(reason))
+            reason = pc.if_else(failed, text, reason)
+        if marked is not None:
+            reason = pc.coalesce(reason, marked)
+        bad = pc.is_valid(reason)
         mask = bad.to_numpy(zero_copy_only=False)
         rejects = [(int(lines[k]), str(reason[int(k)])) for k in np.flatnonzero(mask)]
         keep = pc.invert(bad)

@@ -41,7 +41,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import duckdb
 
@@ -56,6 +56,14 @@ VERSION_KEY = "_shopfloor_version"  # the folder level naming a version; never a
 _TOP = 9_999_999_999
 _DAY_US = 86_400_000_000
 _EPOCH = date(1970, 1, 1)  # version ids count down from here: the newest sorts first
+
+
+class PublishedMart(TypedDict):
+    """A mart in a version's record (`versions/<id>.json`)."""
+
+    columns: list[str]
+    types: list[str]
+    days: NotRequired[dict[str, str]]  # by-day marts: UTC day -> checksum of its rows
 
 
 @dataclass
@@ -149,15 +157,15 @@ def publish(con: duckdb.DuckDBPyConnection, root: str | Path) -> PublishResult:
     # a local version is staged and renamed into place; on an object store each file
     # appears whole, and no query reads a version before CURRENT lists it
     staging = ("staging", version) if store.local else None
-    marts: dict[str, dict[str, object]] = {}
+    marts: dict[str, PublishedMart] = {}
     written = linked = 0
     for mart, typed in mart_columns(con).items():
         columns = [c for c, _ in typed]
         types = [t for _, t in typed]
         # a day file may be reused only if its columns and their types are the same
-        before = before_all.get(mart, {})
-        if before.get("types") != types:
-            before = {}
+        before = before_all.get(mart)
+        if before is not None and before.get("types") != types:
+            before = None
         out = (*staging, mart) if staging else ("marts", mart, f"{VERSION_KEY}={version}")
         if PARTITION_COLUMN in columns:
             old = ("marts", mart, f"{VERSION_KEY}={previous}") if before else None
@@ -284,13 +292,13 @@ def _publish_by_day(
     columns: list[str],
     out: tuple[str, ...],
     previous: tuple[str, ...] | None,
-    before: dict[str, object],
+    before: PublishedMart | None,
 ) -> tuple[int, int, dict[str, str]]:
     """Write the days whose rows changed; link (or copy) the others from the previous version."""
     day = day_sql()
     checksums = day_checksums(con, mart, columns)
-    same_columns = before.get("columns") == columns and previous is not None
-    old_days: dict[str, str] = before.get("days", {}) if same_columns else {}  # type: ignore[assignment]
+    same_columns = before is not None and before.get("columns") == columns and previous is not None
+    old_days = before.get("days", {}) if before is not None and same_columns else {}
     changed = {d for d, h in checksums.items() if old_days.get(d) != h}
     store.makedirs(*out)
     sources: list[str] = []
@@ -344,7 +352,7 @@ def _copy(
     con.execute(f"copy ({query}) to '{store.u(*folder, 'data.parquet')}' (format parquet)")
 
 
-def _manifest(store: _Store, version: str) -> dict[str, dict[str, object]]:
+def _manifest(store: _Store, version: str) -> dict[str, PublishedMart]:
     try:
         loaded = json.loads(store.read("versions", f"{version}.json") or "{}")
     except json.JSONDecodeError:
@@ -392,7 +400,7 @@ def view_sql(root: str | Path, mart: str, columns: list[str], catalog: str = "")
 
 
 def _write_catalog(
-    con: duckdb.DuckDBPyConnection, store: _Store, marts: dict[str, dict[str, object]]
+    con: duckdb.DuckDBPyConnection, store: _Store, marts: dict[str, PublishedMart]
 ) -> bool:
     """Rewrite the catalog when the marts, their columns or the folder's place changed.
 
@@ -413,8 +421,9 @@ def _write_catalog(
         try:
             con.execute(f"create schema shopfloor_bi_catalog.{SCHEMA}")
             for mart, columns in marts.items():
-                cols = list(columns["columns"])  # type: ignore[call-overload]
-                con.execute(view_sql(store.url, mart, cols, "shopfloor_bi_catalog"))
+                con.execute(
+                    view_sql(store.url, mart, list(columns["columns"]), "shopfloor_bi_catalog")
+                )
         finally:
             con.execute("detach shopfloor_bi_catalog")
         if store.local:
