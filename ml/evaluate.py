@@ -16,7 +16,7 @@ per machine-hour -- and judged the same way (`ml.policy`):
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -118,7 +118,16 @@ def alert_metrics(period: PeriodOutcomes, score: np.ndarray, threshold: float) -
     }
 
 
-def fixed_interval_baseline(train: pd.DataFrame) -> dict[str, object]:
+class BaselineRule(TypedDict):
+    """A baseline's alert rule: alert when sign x feature >= threshold."""
+
+    name: str
+    feature: str
+    sign: float
+    threshold: float
+
+
+def fixed_interval_baseline(train: pd.DataFrame) -> BaselineRule:
     """Preventive maintenance every T hours: alert once hours_since_maintenance >= T.
 
     T is tuned on the training period (best F1). Machines never maintained count from
@@ -140,14 +149,15 @@ def _hours_since_maintenance(frame: pd.DataFrame) -> np.ndarray:
     return since.fillna((frame["hour_at"] - first) / HOUR).to_numpy()
 
 
-def single_sensor_baseline(train: pd.DataFrame, features: list[str]) -> dict[str, object]:
+def single_sensor_baseline(train: pd.DataFrame, features: list[str]) -> BaselineRule:
     """The best single-sensor threshold rule on the training period.
 
     Every sensor statistic (``<sensor>__<statistic>`` columns) in both directions; the
     rule with the best training F1 wins, threshold included.
     """
     y = train[LABEL].astype(bool).to_numpy()
-    best: dict[str, object] = {"f1": -1.0}
+    best = BaselineRule(name="single_sensor", feature="", sign=1.0, threshold=np.inf)
+    best_f1 = -1.0
     for feature in (f for f in features if "__" in f):
         values = train[feature].astype("float64").to_numpy()
         if np.isfinite(values).sum() < 20 or np.nanstd(values) == 0:
@@ -156,10 +166,12 @@ def single_sensor_baseline(train: pd.DataFrame, features: list[str]) -> dict[str
             score = np.nan_to_num(sign * values, nan=-np.inf)
             threshold = best_f1_threshold(y, score)
             f1 = _f1(y, score >= threshold)
-            if f1 > float(best["f1"]):  # type: ignore[arg-type]
-                best = {"feature": feature, "sign": sign, "threshold": threshold, "f1": f1}
-    best.pop("f1")
-    return {"name": "single_sensor", **best}
+            if f1 > best_f1:
+                best_f1 = f1
+                best = BaselineRule(
+                    name="single_sensor", feature=feature, sign=sign, threshold=threshold
+                )
+    return best
 
 
 def _f1(y: np.ndarray, alert: np.ndarray) -> float:
@@ -167,8 +179,8 @@ def _f1(y: np.ndarray, alert: np.ndarray) -> float:
     return 2 * tp / (alert.sum() + y.sum()) if alert.sum() + y.sum() else 0.0
 
 
-def baseline_score(rule: dict[str, object], frame: pd.DataFrame) -> np.ndarray:
+def baseline_score(rule: BaselineRule, frame: pd.DataFrame) -> np.ndarray:
     if rule["feature"] == "hours_since_maintenance":
         return _hours_since_maintenance(frame)
-    values = frame[str(rule["feature"])].astype("float64").to_numpy()
-    return np.nan_to_num(float(rule["sign"]) * values, nan=-np.inf)  # type: ignore[arg-type]
+    values = frame[rule["feature"]].astype("float64").to_numpy()
+    return np.nan_to_num(rule["sign"] * values, nan=-np.inf)

@@ -189,8 +189,8 @@ def readiness(con: duckdb.DuckDBPyConnection) -> Readiness:
         failures=int(failures),
         labelled_hours=len(hours),
         failure_hours=int(hours["label"].sum()) if len(hours) else 0,
-        failure_hours_by_period=tuple(p[0] for p in by_period),  # type: ignore[arg-type]
-        other_hours_by_period=tuple(p[1] for p in by_period),  # type: ignore[arg-type]
+        failure_hours_by_period=(by_period[0][0], by_period[1][0], by_period[2][0]),
+        other_hours_by_period=(by_period[0][1], by_period[1][1], by_period[2][1]),
     )
 
 
