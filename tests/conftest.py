@@ -1,4 +1,5 @@
-"""Shared test set-up: no test or module leaks environment variables into the next."""
+"""Shared test set-up: no test or module leaks environment variables into the next; the
+simulated fleet shapes, each simulated once per session; the slowest modules first."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+
+from tests.fleets import Fleets
 
 
 @contextmanager
@@ -30,6 +33,15 @@ def _restore_environment_after_the_module() -> Iterator[None]:
 def _restore_environment() -> Iterator[None]:
     with _environment_restored():
         yield
+
+
+@pytest.fixture(scope="session")
+def fleets(tmp_path_factory: pytest.TempPathFactory) -> Fleets:
+    """The simulated fleet shapes of tests/fleets.py, each simulated once per session
+    (shared by pytest-xdist's workers, whose temporary folders are siblings)."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    return Fleets(shared / "fleets")
 
 
 # the slowest modules first: with one file per worker (--dist loadfile) a long module

@@ -25,17 +25,16 @@ from ingestion.pipeline import IngestConfig, run_ingest
 from ml.model import TrainConfig, train
 from ml.policy import choose_threshold
 from tests.cli import build_models
-from tests.fleets import simulate_fleet
+from tests.fleets import SHAPES, Fleets
 from tests.policy_check import f1_kept, metrics_listed
 
-pytestmark = pytest.mark.slow  # simulates, ingests and builds a fleet of its own
+pytestmark = pytest.mark.slow  # ingests and builds a fleet of its own
 
-# one fleet beyond the demo's (test_ml.py): each fleet costs ~80 s of the test budget
-FLEETS = {"seed 11, wear 2.0": (11, 2.0)}
+# one fleet beyond the demo's (test_ml.py): each fleet is a large share of the test budget
+FLEETS = ["policy"]
 
 
-def train_fleet(root: Path, seed: int, wear: float) -> tuple[Path, dict[str, Any]]:
-    simulate_fleet(root, machines=8, hours=45 * 24, seed=seed, wear_scale=wear)
+def train_fleet(root: Path) -> tuple[Path, dict[str, Any]]:
     data = root / "data"
     os.environ["SHOPFLOOR_PSEUDONYM_KEY"] = "k"
     run = run_ingest(IngestConfig(landing=str(root / "landing"), data_dir=str(data), workers=2))
@@ -48,19 +47,20 @@ def train_fleet(root: Path, seed: int, wear: float) -> tuple[Path, dict[str, Any
 
 
 @pytest.fixture(scope="module")
-def fleets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, dict[str, Any]]]:
-    """Every fleet of FLEETS simulated, ingested, built and trained once."""
-    return {
-        name: train_fleet(tmp_path_factory.mktemp(f"fleet{seed}"), seed, wear)
-        for name, (seed, wear) in FLEETS.items()
-    }
+def trained_fleets(
+    tmp_path_factory: pytest.TempPathFactory, fleets: Fleets
+) -> dict[str, tuple[Path, dict[str, Any]]]:
+    """Every fleet of FLEETS ingested, built and trained once."""
+    return {name: train_fleet(fleets.copy(name, tmp_path_factory.mktemp(name))) for name in FLEETS}
 
 
-@pytest.mark.parametrize("fleet", list(FLEETS))
+@pytest.mark.parametrize(
+    "fleet", FLEETS, ids=[f"seed {SHAPES[f].seed}, wear {SHAPES[f].wear_scale}" for f in FLEETS]
+)
 def test_threshold_keeps_the_ranking(
-    fleets: dict[str, tuple[Path, dict[str, Any]]], fleet: str
+    trained_fleets: dict[str, tuple[Path, dict[str, Any]]], fleet: str
 ) -> None:
-    data, meta = fleets[fleet]
+    data, meta = trained_fleets[fleet]
     model = meta["metrics"]["model"]
     assert metrics_listed(meta)
     assert model["failures"] >= 5, "too few failures in the test period to judge"
@@ -76,7 +76,7 @@ def test_threshold_keeps_the_ranking(
 
 
 def test_a_model_that_loses_to_a_baseline_says_so_first(
-    fleets: dict[str, tuple[Path, dict[str, Any]]],
+    trained_fleets: dict[str, tuple[Path, dict[str, Any]]],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -95,7 +95,7 @@ def test_a_model_that_loses_to_a_baseline_says_so_first(
 
     data = tmp_path / "data"
     data.mkdir()
-    fleet_data, _ = fleets["seed 11, wear 2.0"]
+    fleet_data, _ = trained_fleets["policy"]
     shutil.copy2(fleet_data / "warehouse.duckdb", data / "warehouse.duckdb")
     monkeypatch.setattr(
         ml.model,

@@ -14,22 +14,7 @@ import duckdb
 import pytest
 
 from ingestion.pipeline import IngestConfig, run_ingest
-from shopfloor.simulator.defects import DefectRates
-from shopfloor.simulator.fleet import FleetConfig
-from shopfloor.simulator.simulate import SimulationConfig, simulate
-
-
-def simulate_fleet(out: Path, hours: int) -> None:
-    simulate(
-        SimulationConfig(
-            out=str(out),
-            fleet=FleetConfig(machines=3, hours=hours, seed=21),
-            sample_interval_s=120,
-            defects=DefectRates.profile("stress"),
-            workers=1,
-            skip_existing=True,
-        )
-    )
+from tests.fleets import SHAPES, Fleets
 
 
 def shopfloor(*args: str) -> subprocess.CompletedProcess[str]:
@@ -53,11 +38,10 @@ def rebuild(data: Path, select: str, exclude: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def built(tmp_path_factory: pytest.TempPathFactory, fleets: Fleets) -> tuple[Path, Path]:
     os.environ["SHOPFLOOR_PSEUDONYM_KEY"] = "k"
-    fleet = tmp_path_factory.mktemp("fleet")
+    fleet = fleets.copy("stress", tmp_path_factory.mktemp("fleet"))
     data = tmp_path_factory.mktemp("data")
-    simulate_fleet(fleet, hours=72)
     assert (
         run_ingest(IngestConfig(landing=str(fleet / "landing"), data_dir=str(data))).status
         == "succeeded"
@@ -135,7 +119,7 @@ def test_missing_hours_are_rows_and_quality_reconciles(built: tuple[Path, Path])
 def test_incremental_run_adds_new_hours_only(built: tuple[Path, Path]) -> None:
     fleet, data = built
     before = query(data, "select count(*), max(hour_at) from marts.fct_machine_hours")[0]
-    simulate_fleet(fleet, hours=75)  # three more hours of files
+    SHAPES["stress"].extend(fleet, hours=75)  # three more hours of files
     assert (
         run_ingest(IngestConfig(landing=str(fleet / "landing"), data_dir=str(data))).status
         == "succeeded"

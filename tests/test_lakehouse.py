@@ -22,7 +22,7 @@ from shopfloor.settings import resolve
 from shopfloor.warehouse import connect
 from tests.cli import build_models
 from tests.ducklake_files import read_table
-from tests.fleets import simulate_fleet
+from tests.fleets import SHAPES, Fleets
 from tests.landing import HandMachine, hours_between, utc, write_hours, write_registry
 from tests.pg import postgres_server
 from tests.s3 import s3_server
@@ -30,8 +30,8 @@ from tests.test_run import last_run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # a fleet of its own, five runs on S3
 
-MACHINES = 4
-HOURS = 9 * 24
+SHAPE = SHAPES["lake"]
+MACHINES, HOURS = SHAPE.machines, SHAPE.hours
 LAKE = "s3://plant/lake"
 
 
@@ -42,7 +42,7 @@ class Plant:
         self.settings = resolve({"data_dir": str(self.data), "lakehouse": LAKE})
 
     def simulate(self, hours: int) -> None:
-        simulate_fleet(self.root, machines=MACHINES, hours=hours, seed=11, wear_scale=3.0)
+        SHAPE.extend(self.root, hours)
 
     def command(self) -> list[str]:
         return ["shopfloor", "run", "--data-dir", str(self.data), "--landing", str(self.landing)]
@@ -85,11 +85,9 @@ class Plant:
 
 
 @pytest.fixture(scope="module")
-def plant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plant]:
+def plant(tmp_path_factory: pytest.TempPathFactory, fleets: Fleets) -> Iterator[Plant]:
     with pytest.MonkeyPatch.context() as mp, s3_server(mp, "plant") as endpoint:
-        plant = Plant(tmp_path_factory.mktemp("lakeplant"), endpoint)
-        plant.simulate(HOURS)
-        yield plant
+        yield Plant(fleets.copy("lake", tmp_path_factory.mktemp("lakeplant")), endpoint)
 
 
 CHECKSUM = (

@@ -25,10 +25,10 @@ from ml.policy import choose_threshold
 from ml.report import recompute_model_metrics, write_report
 from ml.score import score
 from shopfloor.simulator.models import MODELS
-from shopfloor.simulator.simulate import SimulationConfig, simulate
+from tests.fleets import Fleets
 from tests.policy_check import f1_kept, lowest_cost_latest_alert, metrics_listed
 
-pytestmark = pytest.mark.slow  # simulates, ingests and builds a fleet of its own
+pytestmark = pytest.mark.slow  # ingests and builds a fleet of its own
 
 ML_DIR = Path(__file__).resolve().parents[1] / "ml"
 
@@ -40,11 +40,10 @@ def shopfloor(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def fleet_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fleet ingested and built once; tests that change it work on copies."""
+def fleet_data(tmp_path_factory: pytest.TempPathFactory, fleets: Fleets) -> Path:
+    """The demo's fleet ingested and built once; tests that change it work on copies."""
     os.environ["SHOPFLOOR_PSEUDONYM_KEY"] = "k"
-    root = tmp_path_factory.mktemp("mlfleet")
-    simulate(SimulationConfig.demo(str(root), workers=2))
+    root = fleets.copy("demo", tmp_path_factory.mktemp("mlfleet"))
     data = root / "data"
     run = run_ingest(IngestConfig(landing=str(root / "landing"), data_dir=str(data), workers=2))
     assert run.status == "succeeded"

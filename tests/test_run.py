@@ -18,16 +18,16 @@ import pytest
 
 from shopfloor.capacity import measure
 from shopfloor.settings import resolve
-from tests.fleets import simulate_fleet
+from tests.fleets import SHAPES, Fleets
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # a fleet of its own, `shopfloor run`s
 
-MACHINES = 6
-HOURS = 20 * 24
+SHAPE = SHAPES["hourly"]
+MACHINES, HOURS = SHAPE.machines, SHAPE.hours
 
 
 def simulate_hours(root: Path, hours: int) -> None:
-    simulate_fleet(root, machines=MACHINES, hours=hours, seed=5)
+    SHAPE.extend(root, hours)
 
 
 def run_cmd(data: Path, landing: Path, *extra: str) -> list[str]:
@@ -81,9 +81,9 @@ def last_run(data: Path) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def plant(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("plant")
-    simulate_hours(root, 48)  # a young plant first: two days, no failure yet
+def plant(tmp_path_factory: pytest.TempPathFactory, fleets: Fleets) -> tuple[Path, Path]:
+    # a young plant first: two days, no failure yet
+    root = fleets.copy("hourly", tmp_path_factory.mktemp("plant"), hours=48)
     return root / "landing", root / "data"
 
 

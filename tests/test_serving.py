@@ -23,13 +23,13 @@ import duckdb
 import pytest
 
 from shopfloor.simulator.fleet import TECHNICIANS
-from tests.fleets import simulate_fleet
+from tests.fleets import SHAPES, Fleets
 from tests.pg import postgres_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # a fleet of its own, `shopfloor run`s
 
-MACHINES = 4
-HOURS = 3 * 24
+SHAPE = SHAPES["serving"]
+MACHINES, HOURS = SHAPE.machines, SHAPE.hours
 
 READER = textwrap.dedent(
     """
@@ -66,7 +66,7 @@ READER = textwrap.dedent(
 
 
 def simulate_hours(root: Path, hours: int) -> None:
-    simulate_fleet(root, machines=MACHINES, hours=hours, seed=9, sample_interval_s=900)
+    SHAPE.extend(root, hours)
 
 
 def shopfloor_run(root: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -91,10 +91,9 @@ def postgres() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def plant(tmp_path_factory: pytest.TempPathFactory, postgres: str) -> Path:
-    root = tmp_path_factory.mktemp("serving")
+def plant(tmp_path_factory: pytest.TempPathFactory, postgres: str, fleets: Fleets) -> Path:
+    root = fleets.copy("serving", tmp_path_factory.mktemp("serving"))
     (root / "pg_url").write_text(postgres)
-    simulate_hours(root, HOURS)
     first = shopfloor_run(root)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-2000:]
     return root
