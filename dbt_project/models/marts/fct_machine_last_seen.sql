@@ -6,17 +6,6 @@
 #}
 with
 
-files as (
-
-    select
-        machine_id,
-        file_hour_at,
-        last_reading_at
-    from {{ ref('stg_landing__landing_files') }}
-    where file_status in ('loaded', 'partial')
-
-),
-
 machines as (
 
     select
@@ -29,18 +18,20 @@ machines as (
 
 per_machine as (
 
+    -- the files whose readings were loaded
     select
         machine_id,
         max(file_hour_at) + interval 1 hour as data_until,
         max(last_reading_at) as last_reading_at
-    from files
+    from {{ ref('stg_landing__landing_files') }}
+    where file_status in ('loaded', 'partial')
     group by machine_id
 
 ),
 
 fleet as (
 
-    select max(file_hour_at) + interval 1 hour as fleet_data_until from files
+    select max(data_until) as fleet_data_until from per_machine
 
 ),
 
