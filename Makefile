@@ -4,7 +4,7 @@ SHELL := /bin/bash
 # uv from PATH, else the one pip installs as a module of this Python
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: demo test check lint typecheck pytest setup browser postgres
+.PHONY: demo test check check-static check-pytest lint typecheck pytest setup browser postgres
 
 # --compile-bytecode: PYTHONDONTWRITEBYTECODE is set on these machines, so without .pyc
 # files every process re-compiles dbt, dlt and scikit-learn from source on import
@@ -46,9 +46,15 @@ test:
 	@$(MAKE) --no-print-directory -j2 lint typecheck
 	@$(MAKE) --no-print-directory pytest
 
-# the everyday loop: lint, types and every test that needs no fleet of its own or browser
+# the everyday loop: lint and types beside every test that needs no fleet of its own or
+# browser (the tests wait on dbt and DuckDB often enough to leave a core for the checks)
 check: setup
+	@$(MAKE) --no-print-directory -j2 check-static check-pytest
+
+check-static:
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy
+
+check-pytest:
 	$(UV) run pytest -m "not slow and not browser"
