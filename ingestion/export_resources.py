@@ -1,0 +1,95 @@
+"""dlt resources for the plant's CSV exports: the maintenance log (a snapshot each time
+its content changes) and the registry (replaced when it changes).
+
+An export is read again only when its bytes differ from the last version loaded or
+rejected whole (its hash is kept in the resource's dlt state).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import dlt
+import fsspec
+import pyarrow as pa
+
+from ingestion.exports import ExportRows, parse_maintenance_log, parse_registry
+from ingestion.tables import MAINTENANCE_COLUMNS, REGISTRY_COLUMNS, with_table_hints
+from ingestion.telemetry import sha256
+
+MAINTENANCE_PATH = "maintenance/maintenance_log.csv"
+REGISTRY_PATHS = {
+    "machine_registry": "registry/machines.csv",
+    "sensor_ratings": "registry/sensor_ratings.csv",
+}
+
+
+def _changed(landing_url: str, path: str) -> bytes | None:
+    """The file's bytes if it exists and differs from the last version this resource
+    loaded or rejected whole (an export rejected whole is not read again until it changes)."""
+    fs, root = fsspec.core.url_to_fs(landing_url)
+    try:
+        data: bytes = fs.cat_file(f"{root.rstrip('/')}/{path}")
+    except FileNotFoundError:
+        return None
+    state = dlt.current.resource_state()
+    digest = sha256(data)
+    return None if digest in (state.get("sha256"), state.get("rejected_sha256")) else data
+
+
+def _export_rejects(path: str, data: bytes, parsed: ExportRows) -> Iterator[Any]:
+    """The export's rejected lines (or the whole file), then its state."""
+    digest = sha256(data)
+    now = datetime.now(UTC)
+    if parsed.rejects:
+        rows = [
+            r | {"source_file": path, "source_file_sha256": digest, "ingested_at": now}
+            for r in parsed.rejects
+        ]
+        yield with_table_hints(rows, "export_rejects")
+    key = "rejected_sha256" if parsed.rejected_whole else "sha256"
+    dlt.current.resource_state()[key] = digest
+
+
+def maintenance_log(landing_url: str, pseudonym_key: bytes) -> Any:
+    @dlt.resource(name="maintenance_log", write_disposition="append", columns=MAINTENANCE_COLUMNS)
+    def read() -> Iterator[Any]:
+        """A snapshot of the work-order export, each time its content changes."""
+        if (data := _changed(landing_url, MAINTENANCE_PATH)) is None:
+            yield dlt.mark.materialize_table_schema()  # appends nothing
+            return
+        table, parsed = parse_maintenance_log(data, pseudonym_key)
+        if not parsed.rejected_whole:
+            n = table.num_rows
+            table = table.append_column("source_file_sha256", pa.repeat(pa.scalar(sha256(data)), n))
+            table = table.append_column(
+                "ingested_at",
+                pa.repeat(pa.scalar(datetime.now(UTC), pa.timestamp("us", "UTC")), n),
+            )
+            yield table
+        yield from _export_rejects(MAINTENANCE_PATH, data, parsed)
+
+    return read
+
+
+def registry(landing_url: str, name: str) -> Any:
+    path = REGISTRY_PATHS[name]
+
+    @dlt.resource(name=name, write_disposition="replace", columns=REGISTRY_COLUMNS[name])
+    def read() -> Iterator[Any]:
+        """The registry file, whole, each time it changes."""
+        data = _changed(landing_url, path)
+        parsed = parse_registry(data, name) if data is not None else None
+        if parsed is None or parsed[1].rejected_whole:
+            # an empty table until the file first arrives (once loaded, an unchanged
+            # file keeps its table: with `replace`, materializing would empty it)
+            if "sha256" not in dlt.current.resource_state():
+                yield dlt.mark.materialize_table_schema()
+        else:
+            yield parsed[0]
+        if data is not None and parsed is not None:
+            yield from _export_rejects(path, data, parsed[1])
+
+    return read

@@ -1,0 +1,113 @@
+"""The raw tables' declared columns (dataset `raw`).
+
+Every raw table's columns are declared up front: dlt creates a column (or a table) only
+for data it has seen, and staging must build on a clean fleet (no rejects, no
+duplicates), on only quarantined files, or on an empty landing area.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import dlt
+from dlt.common.data_types import TDataType
+from dlt.common.schema import TColumnSchema
+
+from ingestion.outcomes import FileOutcome, dlt_columns
+
+
+def columns_of(**types: TDataType) -> dict[str, TColumnSchema]:
+    return {name: {"data_type": t, "nullable": True} for name, t in types.items()}
+
+
+READING_COLUMNS = columns_of(
+    machine_id="text",
+    reading_at="timestamp",
+    utc_offset_min="bigint",
+    status="text",
+    source_line="bigint",
+    source_file="text",
+    source_file_sha256="text",
+    ingested_at="timestamp",
+)
+REJECT_COLUMNS = columns_of(
+    line_number="bigint",
+    raw_line="text",
+    reason="text",
+    source_file="text",
+    source_file_sha256="text",
+    machine_id="text",
+    ingested_at="timestamp",
+)
+FILE_COLUMNS = dlt_columns(FileOutcome)
+MAINTENANCE_COLUMNS = columns_of(
+    work_order="text",
+    machine_id="text",
+    reported_at="timestamp",
+    started_at="timestamp",
+    ended_at="timestamp",
+    maintenance_type="text",
+    component="text",
+    failure_mode="text",
+    technician_key="text",
+    has_notes="bool",
+    source_line="bigint",
+    source_file_sha256="text",
+    ingested_at="timestamp",
+)
+EXPORT_REJECT_COLUMNS = columns_of(
+    source_file="text",
+    line_number="bigint",  # NULL: the whole export was rejected
+    reason="text",  # never quotes a personal field of the export
+    source_file_sha256="text",
+    ingested_at="timestamp",
+)
+REGISTRY_COLUMNS = {
+    "machine_registry": columns_of(
+        machine_id="text",
+        model="text",
+        line="text",
+        installed_on="date",
+        retired_on="date",  # optional in the file: a machine still in service has none
+        rated_power_kw="double",
+    ),
+    "sensor_ratings": columns_of(
+        model="text", sensor="text", unit="text", rated_min="double", rated_max="double"
+    ),
+}
+
+
+APPENDED_TABLES = {
+    "telemetry_readings": READING_COLUMNS,
+    "telemetry_rejects": REJECT_COLUMNS,
+    "landing_files": FILE_COLUMNS,
+    "export_rejects": EXPORT_REJECT_COLUMNS,
+}
+
+
+def with_table_hints(item: Any, name: str) -> Any:
+    """`item` (rows or an Arrow table) bound for the appended raw table `name`."""
+    return dlt.mark.with_hints(
+        item,
+        dlt.mark.make_hints(
+            table_name=name, write_disposition="append", columns=APPENDED_TABLES[name]
+        ),
+        create_table_variant=True,
+    )
+
+
+def declared_table(table: str) -> Any:
+    """A resource that creates `table` with its declared columns even when no run has
+    had such rows."""
+
+    @dlt.resource(
+        name=f"{table}_declared",
+        table_name=table,
+        write_disposition="append",
+        columns=APPENDED_TABLES[table],
+    )
+    def materialize() -> Iterator[Any]:
+        yield dlt.mark.materialize_table_schema()
+
+    return materialize
