@@ -21,47 +21,38 @@ def columns_of(**types: TDataType) -> dict[str, TColumnSchema]:
     return {name: {"data_type": t, "nullable": True} for name, t in types.items()}
 
 
-READING_COLUMNS = columns_of(
-    machine_id="text",
-    reading_at="timestamp",
-    utc_offset_min="bigint",
-    status="text",
-    source_line="bigint",
-    source_file="text",
-    source_file_sha256="text",
-    ingested_at="timestamp",
+# which file version a row came from, and when it was loaded
+FILE_LINEAGE = columns_of(source_file="text", source_file_sha256="text", ingested_at="timestamp")
+READING_COLUMNS = (
+    columns_of(
+        machine_id="text",
+        reading_at="timestamp",
+        utc_offset_min="bigint",
+        status="text",
+        source_line="bigint",
+    )
+    | FILE_LINEAGE
 )
-REJECT_COLUMNS = columns_of(
-    line_number="bigint",
-    raw_line="text",
-    reason="text",
-    source_file="text",
-    source_file_sha256="text",
-    machine_id="text",
-    ingested_at="timestamp",
+REJECT_COLUMNS = (
+    columns_of(line_number="bigint", raw_line="text", reason="text", machine_id="text")
+    | FILE_LINEAGE
 )
 FILE_COLUMNS = dlt_columns(FileOutcome)
-MAINTENANCE_COLUMNS = columns_of(
-    work_order="text",
-    machine_id="text",
-    reported_at="timestamp",
-    started_at="timestamp",
-    ended_at="timestamp",
-    maintenance_type="text",
-    component="text",
-    failure_mode="text",
-    technician_key="text",
-    has_notes="bool",
-    source_line="bigint",
-    source_file_sha256="text",
-    ingested_at="timestamp",
+# fmt: off
+MAINTENANCE_COLUMNS = columns_of(  # grouped: the work order, its times, what was done
+    work_order="text", machine_id="text",
+    reported_at="timestamp", started_at="timestamp", ended_at="timestamp",
+    maintenance_type="text", component="text", failure_mode="text",
+    technician_key="text", has_notes="bool",  # personal fields: a keyed hash, a flag
+    source_line="bigint", source_file_sha256="text", ingested_at="timestamp",
 )
-EXPORT_REJECT_COLUMNS = columns_of(
-    source_file="text",
-    line_number="bigint",  # NULL: the whole export was rejected
-    reason="text",  # never quotes a personal field of the export
-    source_file_sha256="text",
-    ingested_at="timestamp",
+# fmt: on
+EXPORT_REJECT_COLUMNS = (
+    columns_of(
+        line_number="bigint",  # NULL: the whole export was rejected
+        reason="text",  # never quotes a personal field of the export
+    )
+    | FILE_LINEAGE
 )
 REGISTRY_COLUMNS = {
     "machine_registry": columns_of(
