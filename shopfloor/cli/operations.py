@@ -48,15 +48,25 @@ def _backup_errors(nothing_done: str) -> Iterator[None]:
         raise typer.Exit(1) from exc
 
 
+BackupDestination = Annotated[
+    str, typer.Argument(help="A folder, or an fsspec URL such as s3://bucket/backups.")
+]
+BackupWait = Annotated[float, typer.Option(help="Seconds to wait for a run in progress to finish.")]
+BackupSource = Annotated[
+    str, typer.Argument(help="A backup, or a folder/URL of backups (the newest is used).")
+]
+RestoreForce = Annotated[
+    bool, typer.Option(help="Replace the warehouse, models and key already in DATA_DIR.")
+]
+RunWait = Annotated[
+    float, typer.Option(help="Seconds to wait for another run to finish (0: exit at once).")
+]
+TrainIfMissing = Annotated[bool, typer.Option(help="Train a model first when none exists.")]
+
+
 @app.command()
 def backup(
-    destination: Annotated[
-        str, typer.Argument(help="A folder, or an fsspec URL such as s3://bucket/backups.")
-    ],
-    data_dir: DataDirOption = "",
-    wait: Annotated[
-        float, typer.Option(help="Seconds to wait for a run in progress to finish.")
-    ] = 900.0,
+    destination: BackupDestination, data_dir: DataDirOption = "", wait: BackupWait = 900.0
 ) -> None:
     """Back up what cannot be rebuilt: warehouse, model versions, pseudonymisation key,
     quarantined originals and the run log, as one consistent snapshot.
@@ -86,13 +96,7 @@ def backup(
 
 @app.command()
 def restore(
-    source: Annotated[
-        str, typer.Argument(help="A backup, or a folder/URL of backups (the newest is used).")
-    ],
-    data_dir: DataDirOption = "",
-    force: Annotated[
-        bool, typer.Option(help="Replace the warehouse, models and key already in DATA_DIR.")
-    ] = False,
+    source: BackupSource, data_dir: DataDirOption = "", force: RestoreForce = False
 ) -> None:
     """Restore a backup into the data folder; the next `shopfloor run` catches up.
 
@@ -124,12 +128,8 @@ def run(
     landing: LandingOption = "",
     data_dir: DataDirOption = "",
     lakehouse: LakehouseOption = "",
-    wait: Annotated[
-        float, typer.Option(help="Seconds to wait for another run to finish (0: exit at once).")
-    ] = 0.0,
-    train_if_missing: Annotated[
-        bool, typer.Option(help="Train a model first when none exists.")
-    ] = True,
+    wait: RunWait = 0.0,
+    train_if_missing: TrainIfMissing = True,
 ) -> None:
     """The hourly pipeline: ingest -> dbt build -> score (train first if no model) -> risk mart.
 
