@@ -89,7 +89,6 @@ def test_a_model_that_loses_to_a_baseline_says_so_first(
 
     import ml.model
     from ml.model import load
-    from ml.report import write_report
     from ml.score import score
     from shopfloor.cli import app
 
@@ -115,6 +114,11 @@ def test_a_model_that_loses_to_a_baseline_says_so_first(
     assert 1 <= len(meta["warnings"]) <= 2
     with duckdb.connect(str(data / "warehouse.duckdb")) as con:
         score(con, model, meta)
-        report = write_report(con, meta, data / "reports").read_text()
+    # the report where the planners keep theirs
+    shared = tmp_path / "shared" / "reports"
+    command = ["report", "--data-dir", str(data), "--output-dir", str(shared)]
+    result = CliRunner().invoke(app, command, env={"COLUMNS": "160"})
+    assert result.exit_code == 0, result.output[-3000:]
+    report = (shared / "report.md").read_text()
     first = [line for line in report.splitlines() if line.strip()][1 : 1 + len(meta["warnings"])]
     assert all(line.startswith("> **Warning:**") and "beats the model" in line for line in first)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -183,20 +184,28 @@ def score(
     )
 
 
+ReportDir = Annotated[
+    str, typer.Option(help="Folder the report goes in. \\[default: DATA_DIR/reports/VERSION]")
+]
+
+
 @app.command()
 def report(
+    model_version: ModelVersionOption = None,
+    output_dir: ReportDir = "",
     data_dir: DataDirOption = "",
     lakehouse: LakehouseOption = "",
-    model_version: ModelVersionOption = None,
 ) -> None:
-    """Write the model's evaluation report (Markdown + PNG plots) under DATA_DIR/reports/VERSION."""
+    """Write the model's evaluation report (Markdown + PNG plots) for the team that plans
+    maintenance: under DATA_DIR/reports/VERSION, or in --output-dir (a shared folder)."""
     from ml.report import write_report
 
     settings = _settings(data_dir=data_dir, lakehouse=lakehouse)
     _, meta = _load_model(settings, model_version)
+    out = Path(output_dir) if output_dir else settings.data / "reports" / meta["version"]
     with _connect(settings) as con:
         try:
-            path = write_report(con, meta, settings.data / "reports" / meta["version"])
+            path = write_report(con, meta, out)
         except RuntimeError as exc:
             console.print(f"[red]{exc}[/]")
             raise typer.Exit(1) from exc
