@@ -72,14 +72,10 @@ def train(
     from ml.model import train as train_model
     from shopfloor.run import train_config
 
-    settings = _settings(
-        data_dir=data_dir,
-        lakehouse=lakehouse,
-        planning_lead_hours=planning_lead_hours,
-        cost_failure=cost_failure,
-        cost_visit=cost_visit,
-        cost_early_alert=cost_early_alert,
-    )
+    # the alert policy's settings, given here for this training only
+    policy = {"planning_lead_hours": planning_lead_hours, "cost_failure": cost_failure}
+    policy |= {"cost_visit": cost_visit, "cost_early_alert": cost_early_alert}
+    settings = _settings(data_dir=data_dir, lakehouse=lakehouse, **policy)
     try:
         cfg = replace(train_config(settings), seed=seed, grouped_folds=grouped_folds)
     except SettingsError as exc:
