@@ -349,10 +349,10 @@ def _finish(
     ]
     # "NaN", "inf" or a 400-digit number parse as floats; the usual case, every sensor
     # finite, is one NumPy check of all of them
-    sensors = [table[name] for name in header.sensors]
-    for name in [] if _all_finite(sensors) else header.sensors:
-        infinite = pc.fill_null(pc.invert(pc.is_finite(table[name])), False)  # empty: fine
-        checks.append((infinite, f"non-numeric value in {name}: not a finite number"))
+    if not _all_finite([table[name] for name in header.sensors]):
+        for name in header.sensors:
+            infinite = pc.fill_null(pc.invert(pc.is_finite(table[name])), False)  # empty: fine
+            checks.append((infinite, f"non-numeric value in {name}: not a finite number"))
     marked = table["__bad__"] if "__bad__" in table.column_names else None
     table = table.drop_columns(["__bad__"]) if marked is not None else table
     rejects: list[tuple[int, str]] = []

@@ -297,8 +297,9 @@ def _publish_by_day(
     """Write the days whose rows changed; link (or copy) the others from the previous version."""
     day = day_sql()
     checksums = day_checksums(con, mart, columns)
-    same_columns = before is not None and before.get("columns") == columns and previous is not None
-    old_days = before.get("days", {}) if before is not None and same_columns else {}
+    old_days: dict[str, str] = {}  # a day's checksum in the previous version
+    if before is not None and previous is not None and before.get("columns") == columns:
+        old_days = before.get("days", {})
     changed = {d for d, h in checksums.items() if old_days.get(d) != h}
     store.makedirs(*out)
     sources: list[str] = []
