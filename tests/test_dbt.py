@@ -145,48 +145,62 @@ def test_full_build_with_no_readings_keeps_the_contracts(
 
 
 def test_flag_rules_on_a_hand_made_machine_hour(built: tuple[Path, Path], tmp_path: Path) -> None:
-    """One machine-hour of one sensor, written into raw by hand: median 100.25 and MAD
-    1.25, so only 5000 is a spike (robust z above 8), and it is above the rated maximum
-    too. Ten identical consecutive values (lines 15-24) are a stuck run; ten more
-    (lines 26-30 and 32-36) are not, because line 31 is missing and a missing line ends
-    a run: 10 stuck, 1 spike, 1 out of range (the same reading), 17 clean, checked in
-    fct_machine_hour_sensors (the machine is a group of its own)."""
+    """One hour of one sensor on two machines, written into raw by hand.
+
+    MT varies (no two consecutive lines equal outside its runs): only 5000 is a spike
+    (robust z above 8), and above the rated maximum too. Ten identical consecutive values
+    (lines 15-24) are a stuck run; ten more (lines 26-30 and 32-36) are not, because line
+    31 is missing and a missing line ends a run: 10 stuck, 1 spike, 1 out of range (the
+    same reading), 67 clean of 78.
+
+    MC writes 0.1 steps and repeats its value on about half of its lines, as a sensor at
+    its instrument's resolution does: its run of ten identical values is what such a
+    sensor does by chance, so nothing is stuck."""
     _, data = built
     shutil.copy2(data / "warehouse.duckdb", tmp_path / "warehouse.duckdb")
-    values = dict(zip(range(10, 15), [98.0, 102.0, 99.0, 101.0, 100.5], strict=True))
-    values |= dict.fromkeys(range(15, 25), 100.0) | {25: 97.0}
-    values |= dict.fromkeys([*range(26, 31), *range(32, 37)], 101.5) | {37: 5000.0, 38: 99.0}
-    path = "telemetry/MT/2026/03/02/MT_20260302T00.txt"
+    varied = dict(zip(range(10, 15), [98.0, 102.0, 99.0, 101.0, 100.5], strict=True))
+    varied |= dict.fromkeys(range(15, 25), 100.0) | {25: 97.0}
+    varied |= dict.fromkeys([*range(26, 31), *range(32, 37)], 101.5) | {37: 5000.0, 38: 99.0}
+    varied |= {line: 98.0 + (line * 7 % 50) / 10 for line in range(39, 89)}
+    coarse = {line: 20.0 + (line // 2 % 3) / 10 for line in range(10, 90)}
+    coarse |= dict.fromkeys(range(40, 50), 20.4)
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as con:
-        con.execute(
-            "insert into raw.machine_registry by name "
-            "select 'MT' as machine_id, 'TEST-1' as model, 'test' as _dlt_load_id"
-        )
         con.execute(
             "insert into raw.sensor_ratings by name select 'TEST-1' as model, "
             "'spindle_speed_rpm' as sensor, 0.0 as rated_min, 3000.0 as rated_max, "
             "'test' as _dlt_load_id"
         )
-        con.execute(
-            "insert into raw.landing_files by name select ? as relative_path, "
-            "'MT' as machine_id, 'loaded' as status, 'sha-mt' as content_sha256, "
-            "'2026-03-02 00:00:00+00'::timestamptz as file_hour_at, "
-            "'test' as _dlt_load_id, 't' as _dlt_id",
-            [path],
-        )
-        con.executemany(
-            "insert into raw.telemetry_readings by name select 'MT' as machine_id, "
-            "'2026-03-02 00:00:00+00'::timestamptz + to_seconds(?) as reading_at, "
-            "'RUN' as status, ? as source_line, ? as source_file, 'sha-mt' as "
-            "source_file_sha256, ? as s_spindle_speed_rpm, 'test' as _dlt_load_id",
-            [[line - 10, line, path, value] for line, value in values.items()],
-        )
+        for machine, values in (("MT", varied), ("MC", coarse)):
+            path = f"telemetry/{machine}/2026/03/02/{machine}_20260302T00.txt"
+            con.execute(
+                "insert into raw.machine_registry by name "
+                "select ? as machine_id, 'TEST-1' as model, 'test' as _dlt_load_id",
+                [machine],
+            )
+            con.execute(
+                "insert into raw.landing_files by name select ? as relative_path, "
+                "? as machine_id, 'loaded' as status, ? as content_sha256, "
+                "'2026-03-02 00:00:00+00'::timestamptz as file_hour_at, "
+                "'test' as _dlt_load_id, ? as _dlt_id",
+                [path, machine, f"sha-{machine}", machine],
+            )
+            con.executemany(
+                "insert into raw.telemetry_readings by name select ? as machine_id, "
+                "'2026-03-02 00:00:00+00'::timestamptz + to_seconds(?) as reading_at, "
+                "'RUN' as status, ? as source_line, ? as source_file, ? as "
+                "source_file_sha256, ? as s_spindle_speed_rpm, 'test' as _dlt_load_id",
+                [
+                    [machine, line - 10, line, path, f"sha-{machine}", value]
+                    for line, value in values.items()
+                ],
+            )
     rebuild(tmp_path, "fct_machine_hour_sensors", "resource_type:test resource_type:unit_test")
     assert query(
         tmp_path,
-        "select readings, clean_readings, spike_count, stuck_count, out_of_range_count "
-        "from marts.fct_machine_hour_sensors where machine_id = 'MT'",
-    ) == [(28, 17, 1, 10, 1)]
+        "select machine_id, readings, clean_readings, spike_count, stuck_count, "
+        "out_of_range_count from marts.fct_machine_hour_sensors "
+        "where machine_id in ('MT', 'MC') order by machine_id",
+    ) == [("MC", 80, 80, 0, 0, 0), ("MT", 78, 67, 1, 10, 1)]
 
 
 def test_docs_site_is_one_file_with_lineage_to_exposures(built: tuple[Path, Path]) -> None:

@@ -139,8 +139,11 @@ def test_any_sample_interval(tmp_path: Path, interval: int) -> None:
         assert 0.9e6 <= path.stat().st_size <= 1.1e6
 
 
-def observed_defects(clean: Path, dirty: Path) -> set[tuple]:
-    """Every difference between the clean and the dirty fleet, classified."""
+def observed_defects(
+    clean: Path, dirty: Path, stuck_lines: dict[tuple[str, str], list[int]]
+) -> set[tuple]:
+    """Every difference between the clean and the dirty fleet, classified; the lines a
+    stuck sensor changed go to stuck_lines."""
     seen: set[tuple] = set()
     clean_files = sorted((clean / "landing/telemetry").rglob("*.txt"))
     firmware_seen: set[str] = set()
@@ -198,9 +201,11 @@ def observed_defects(clean: Path, dirty: Path) -> set[tuple]:
                 abs(number(r[c.columns.index(col)]) or 0) for r in c.rows
             ):
                 seen.add(("spike", rel, lines[0], col))
-            else:  # stuck: one repeated value; a few cells may equal the clean value by chance
+            else:  # stuck: one repeated value; cells may equal the clean value by chance
+                # (often, where a sensor writes few decimals), so only the lines it changed
                 assert len({dval for _, _, dval in cells}) == 1, (rel, col, cells[:5])
-                seen.add(("stuck_sensor", rel, col, max(lines)))
+                seen.add(("stuck_sensor", rel, col))
+                stuck_lines[(rel, col)] = lines
     for dpath in (dirty / "landing/telemetry").rglob("* (1).txt"):
         original = dpath.with_name(dpath.name.replace(" (1)", ""))
         assert dpath.read_bytes() == original.read_bytes()
@@ -208,7 +213,9 @@ def observed_defects(clean: Path, dirty: Path) -> set[tuple]:
     return seen
 
 
-def manifest_defects(dirty: Path, problems: dict[str, set[int]]) -> set[tuple]:
+def manifest_defects(
+    dirty: Path, problems: dict[str, set[int]], stuck_ranges: dict[tuple[str, str], range]
+) -> set[tuple]:
     out: set[tuple] = set()
     for line in (dirty / "ground_truth/defects.jsonl").read_text().splitlines():
         d = json.loads(line)
@@ -227,12 +234,8 @@ def manifest_defects(dirty: Path, problems: dict[str, set[int]]) -> set[tuple]:
             ]
             out.add((kind, rel, d["column"], min(lines), max(lines)))
         elif kind == "stuck_sensor":
-            lines = [
-                n
-                for n in range(d["line_start"], d["line_end"] + 1)
-                if n not in problems.get(rel, set())
-            ]
-            out.add((kind, rel, d["column"], max(lines)))
+            out.add((kind, rel, d["column"]))
+            stuck_ranges[(rel, d["column"])] = range(d["line_start"], d["line_end"] + 1)
         else:
             out.add((kind, rel))
     return out
@@ -244,10 +247,14 @@ def test_manifest_lists_every_defect_and_nothing_else(clean: Path, dirty: Path) 
         if path.stat().st_size:
             rel = str(path.relative_to(dirty / "landing"))
             problems[rel] = {line for line, _ in parse(path.read_bytes()).problems}
-    seen = observed_defects(clean, dirty)
-    listed = manifest_defects(dirty, problems)
+    stuck_lines: dict[tuple[str, str], list[int]] = {}
+    stuck_ranges: dict[tuple[str, str], range] = {}
+    seen = observed_defects(clean, dirty, stuck_lines)
+    listed = manifest_defects(dirty, problems, stuck_ranges)
     assert seen - listed == set(), "defects on disk that the manifest does not list"
     assert listed - seen == set(), "manifest entries not visible on disk"
+    for key, lines in stuck_lines.items():
+        assert set(lines) <= set(stuck_ranges[key]), ("stuck lines outside the manifest's", key)
     assert {entry[0] for entry in listed} == set(ALL_DEFECTS), "stress shows every class"
 
 

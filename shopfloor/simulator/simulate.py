@@ -292,7 +292,7 @@ def _render_file(
         s = sensors[c]
         values[c, r] = max(s.rated_max, s.run, 1.0) * float(rng.uniform(2.0, 5.0))
         out.append(record("spike", mid, hour_iso, rel, column=s.name, line=line_no(int(r))))
-    texts = dict(enumerate(format_matrix(values, [s.decimals for s in sensors])))
+    texts = dict(enumerate(format_matrix(values, [s.resolution for s in sensors])))
     if "sensor_dropout" in pos:
         r, c = pos["sensor_dropout"]
         length = int(rng.integers(1, max(2, min(900, cut_row - r) + 1)))

@@ -3,9 +3,12 @@
 -- lay out consistently, and `sqlfluff fix` does not converge on them)
 {#
     CTEs `repeats_wide` … `stuck_wide`: each reading is compared with the previous line of
-    its file (a self join on the line number, nothing sorted); the rare repeats are
-    unpivoted and grouped into runs, and the readings in runs of at least
-    var('stuck_min_samples') are flagged. A missing or rejected line ends a run.
+    its file (a self join on the line number, nothing sorted); the repeats are unpivoted
+    and grouped into runs. A run of at least var('stuck_min_samples') readings is stuck
+    unless the sensor repeats so often in the rest of its file that a run that long would
+    come by chance more often than var('stuck_chance_per_file') a file: a sensor written
+    at its instrument's resolution (0.1 °C) repeats its value often, and a slowly moving
+    one stays on a value for minutes. A missing or rejected line ends a run.
 #}
 {% macro stuck_readings(sensors) %}
 repeats_wide as (
@@ -33,7 +36,7 @@ repeats_wide as (
 
 repeats as (
 
-    -- only the readings with a repeat (few) are unpivoted
+    -- only the readings with a repeat are unpivoted
     unpivot (
         select *
         from repeats_wide
@@ -44,7 +47,19 @@ repeats as (
 
 ),
 
-stuck_runs as (
+file_lines as (
+
+    select
+        machine_id,
+        hour_at,
+        file_key,
+        count(*) as readings
+    from base
+    group by machine_id, hour_at, file_key
+
+),
+
+runs as (
 
     -- consecutive repeats form a run with the reading before the first one
     select
@@ -53,7 +68,8 @@ stuck_runs as (
         file_key,
         sensor,
         min(rn) - 1 as first_rn,
-        max(rn) as last_rn
+        max(rn) as last_rn,
+        count(*) as repeats
     from (
         select
             *,
@@ -63,7 +79,53 @@ stuck_runs as (
         from repeats
     ) as numbered
     group by machine_id, hour_at, file_key, sensor, island
-    having count(*) + 1 >= {{ var('stuck_min_samples') }}
+
+),
+
+long_runs as (
+
+    -- runs of at least var('stuck_min_samples') readings, with the sensor's repeats in
+    -- the file's other runs (its background) and in all long runs
+    select *
+    from (
+        select
+            *,
+            sum(
+                case when repeats + 1 < {{ var('stuck_min_samples') }} then repeats else 0 end
+            ) over same_sensor as background_repeats,
+            sum(
+                case when repeats + 1 >= {{ var('stuck_min_samples') }} then repeats else 0 end
+            ) over same_sensor as long_repeats
+        from runs
+        window same_sensor as (partition by machine_id, hour_at, file_key, sensor)
+    ) as judged
+    where repeats + 1 >= {{ var('stuck_min_samples') }}
+
+),
+
+stuck_runs as (
+
+    -- p = the background's repeats per consecutive pair outside the long runs; a run of
+    -- k repeats comes by chance somewhere in a file of n readings about n * p ^ k times
+    select
+        long_runs.machine_id,
+        long_runs.hour_at,
+        long_runs.file_key,
+        long_runs.sensor,
+        long_runs.first_rn,
+        long_runs.last_rn
+    from long_runs
+    inner join file_lines
+        on
+            long_runs.machine_id = file_lines.machine_id
+            and long_runs.hour_at = file_lines.hour_at
+            and long_runs.file_key = file_lines.file_key
+    where
+        file_lines.readings * pow(
+            long_runs.background_repeats
+            / greatest(file_lines.readings - 1 - long_runs.long_repeats, 1),
+            long_runs.repeats
+        ) < {{ var('stuck_chance_per_file') }}
 
 ),
 
