@@ -10,7 +10,8 @@
     Work is done on the wide readings and on small per-hour tables; nothing sorts long rows:
       - spike: robust z-score above var('spike_robust_z') (macro spike_bounds);
       - stuck: part of a run of at least var('stuck_min_samples') identical non-zero
-        consecutive readings (macro stuck_readings);
+        consecutive readings that the sensor's repeats in the rest of its file do not
+        make likely (macro stuck_readings);
       - out of range: outside the machine model's rated range (macro out_of_range_ratings).
     The sensor set is read from the staged relation (macro sensor_columns): a column a new
     firmware adds flows through with no SQL edited. The sensors are processed in slots of
