@@ -125,7 +125,7 @@ stuck_runs as (
             long_runs.background_repeats
             / greatest(file_lines.readings - 1 - long_runs.long_repeats, 1),
             long_runs.repeats
-        ) < {{ var('stuck_chance_per_file') }}
+        ) < cast('{{ var("stuck_chance_per_file") }}' as double)
 
 ),
 
