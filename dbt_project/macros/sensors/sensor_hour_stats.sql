@@ -14,7 +14,7 @@
 {%- set stats = sensor_statistic_names() -%}
 clean_wide as (
 
-    -- per sensor, the value if no flag is raised, and that clean value while running
+    -- per sensor, the value if no flag is raised, and it in millionths
     select
         machine_id,
         hour_at,
@@ -26,7 +26,14 @@ clean_wide as (
             case
                 when not ({{ s }}__spike or {{ s }}__stuck or {{ s }}__out_of_range)
                     then {{ s }}__value
-            end as {{ s }}__clean{{ "," if not loop.last }}
+            end as {{ s }}__clean,
+            -- the clean value in millionths, for exact sums (macro sensor_statistics)
+            case
+                when
+                    not ({{ s }}__spike or {{ s }}__stuck or {{ s }}__out_of_range)
+                    and abs({{ s }}__value) <= 1e7
+                    then round({{ s }}__value * 1000000)::hugeint
+            end as {{ s }}__micro{{ "," if not loop.last }}
         {% endfor %},
         status = 'RUN' as is_running
     from flagged_wide

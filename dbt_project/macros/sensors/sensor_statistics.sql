@@ -6,21 +6,27 @@
 
     `sql` aggregates one sensor over an hour's wide flagged rows: `@` stands
     for the sensor's columns, `@__value` (the reading), `@__clean` (the reading
-    when no flag is raised), `@__spike`, `@__stuck`, `@__out_of_range` (the
+    when no flag is raised), `@__micro` (below), `@__spike`, `@__stuck`, `@__out_of_range` (the
     flags), and `is_running` is the machine's RUN status. A new statistic is
     one line here plus its column (type and description) in
     models/marts/_marts__models.yml.
+
+    Means and deviations are summed exactly, on integers: `@__micro` is the
+    clean reading in millionths as a HUGEINT, where |reading| <= 1e7. DuckDB
+    aggregates in parallel, and doubles summed in parallel differ in their last
+    bits from build to build (and a model trained on them with them); integer sums
+    do not. An hour with a reading beyond 1e7 falls back to the double aggregate.
 #}
 {% macro sensor_statistics() %}
     {{ return([
         {'name': 'readings', 'sql': 'count(@__value)', 'type': 'bigint'},
         {'name': 'clean_readings', 'sql': 'count(@__clean)', 'type': 'bigint'},
-        {'name': 'value_mean', 'sql': 'avg(@__clean)', 'type': 'double', 'features': true},
-        {'name': 'value_std', 'sql': 'stddev_samp(@__clean)', 'type': 'double', 'features': true},
+        {'name': 'value_mean', 'sql': 'case when count(@__micro) = count(@__clean) then sum(@__micro) / count(@__micro) / 1e6 else avg(@__clean) end', 'type': 'double', 'features': true},
+        {'name': 'value_std', 'sql': 'case when count(@__micro) < count(@__clean) then stddev_samp(@__clean) when count(@__micro) > 1 then sqrt((count(@__micro) * sum(@__micro * @__micro) - sum(@__micro) * sum(@__micro)) / (count(@__micro) * (count(@__micro) - 1))) / 1e6 end', 'type': 'double', 'features': true},
         {'name': 'value_min', 'sql': 'min(@__clean)', 'type': 'double'},
         {'name': 'value_max', 'sql': 'max(@__clean)', 'type': 'double'},
         {'name': 'value_p95', 'sql': 'quantile_cont(@__clean, 0.95)', 'type': 'double', 'features': true},
-        {'name': 'run_value_mean', 'sql': 'avg(case when is_running then @__clean end)', 'type': 'double', 'features': true},
+        {'name': 'run_value_mean', 'sql': 'case when count(case when is_running then @__micro end) = count(case when is_running then @__clean end) then sum(case when is_running then @__micro end) / count(case when is_running then @__micro end) / 1e6 else avg(case when is_running then @__clean end) end', 'type': 'double', 'features': true},
         {'name': 'spike_count', 'sql': 'count_if(@__spike)', 'type': 'bigint'},
         {'name': 'stuck_count', 'sql': 'count_if(@__stuck)', 'type': 'bigint'},
         {'name': 'out_of_range_count', 'sql': 'count_if(@__out_of_range)', 'type': 'bigint'},

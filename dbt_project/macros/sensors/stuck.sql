@@ -3,14 +3,21 @@
 -- lay out consistently, and `sqlfluff fix` does not converge on them)
 {#
     CTEs `repeats_wide` … `stuck_wide`: each reading is compared with the previous line of
-    its file (a self join on the line number, nothing sorted); the repeats are unpivoted
-    and grouped into runs. A run of at least var('stuck_min_samples') readings is stuck
-    unless the sensor repeats so often in the rest of its file that a run that long would
-    come by chance more often than var('stuck_chance_per_file') a file: a sensor written
-    at its instrument's resolution (0.1 °C) repeats its value often, and a slowly moving
-    one stays on a value for minutes. A missing or rejected line ends a run.
+    its file (a self join on the line number, nothing sorted), and the repeats are grouped
+    into runs. A run of at least var('stuck_min_samples') readings is stuck unless the
+    sensor repeats so often in the rest of its file that a run that long would come by
+    chance more often than var('stuck_chance_per_file') a file: a sensor written at its
+    instrument's resolution (0.1 °C) repeats its value often, and a slowly moving one stays
+    on a value for minutes. A missing or rejected line ends a run.
+
+    Such sensors repeat on a good share of their lines, so not every repeat is unpivoted:
+    the lines are cut into aligned blocks of half the minimum run, and a run that long
+    covers at least one block whole. Only the repeats in or next to a block where the
+    sensor holds one value go on to be grouped into runs; the sensor's repeats in the
+    whole file are counted on the wide rows.
 #}
 {% macro stuck_readings(sensors) %}
+{%- set block = ((var('stuck_min_samples') | int) + 1) // 2 -%}
 repeats_wide as (
 
     -- true where a reading equals the one on the previous line of its file
@@ -34,13 +41,84 @@ repeats_wide as (
 
 ),
 
+blocks as (
+
+    -- per block of {{ block }} lines and sensor: its repeats, and whether it holds one
+    -- value (every line after the block's first repeats)
+    select
+        machine_id,
+        hour_at,
+        file_key,
+        rn // {{ block }} as block,
+        {% for s in sensors %}
+            count_if({{ s }}) as {{ s }}__repeats,
+            count_if({{ s }} and rn % {{ block }} != 0) = {{ block - 1 }} as {{ s }}{{ "," if not loop.last }}
+        {% endfor %}
+    from repeats_wide
+    group by machine_id, hour_at, file_key, rn // {{ block }}
+
+),
+
+near_steady_blocks as (
+
+    -- true where the block or a neighbour holds one value: only there can a long run be
+    select
+        machine_id,
+        hour_at,
+        file_key,
+        block,
+        {% for s in sensors %}
+            coalesce(
+                {{ s }} or lag({{ s }}) over file_blocks or lead({{ s }}) over file_blocks, false
+            ) as {{ s }}{{ "," if not loop.last }}
+        {% endfor %}
+    from blocks
+    window file_blocks as (partition by machine_id, hour_at, file_key order by block)
+
+),
+
+file_repeats as (
+
+    -- the sensor's repeats in the whole file, one row per file and sensor
+    unpivot (
+        select
+            machine_id,
+            hour_at,
+            file_key,
+            {% for s in sensors %}
+                sum({{ s }}__repeats) as {{ s }}{{ "," if not loop.last }}
+            {% endfor %}
+        from blocks
+        group by machine_id, hour_at, file_key
+    )
+    on columns(* exclude (machine_id, hour_at, file_key))
+    into name sensor value repeats
+
+),
+
 repeats as (
 
-    -- only the readings with a repeat are unpivoted
+    -- the repeats that could be part of a long run, unpivoted
     unpivot (
-        select *
+        select
+            repeats_wide.machine_id,
+            repeats_wide.hour_at,
+            repeats_wide.file_key,
+            repeats_wide.rn,
+            {% for s in sensors %}
+                case
+                    when repeats_wide.{{ s }} and near.{{ s }} then true
+                end as {{ s }}{{ "," if not loop.last }}
+            {% endfor %}
         from repeats_wide
-        where {% for s in sensors %}{{ s }} or {% endfor %}false
+        inner join near_steady_blocks as near
+            on
+                repeats_wide.machine_id = near.machine_id
+                and repeats_wide.hour_at = near.hour_at
+                and repeats_wide.file_key = near.file_key
+                and repeats_wide.rn // {{ block }} = near.block
+        where
+            {% for s in sensors %}(repeats_wide.{{ s }} and near.{{ s }}) or {% endfor %}false
     )
     on columns(* exclude (machine_id, hour_at, file_key, rn))
     into name sensor value is_repeat
@@ -59,53 +137,42 @@ file_lines as (
 
 ),
 
-runs as (
-
-    -- consecutive repeats form a run with the reading before the first one
-    select
-        machine_id,
-        hour_at,
-        file_key,
-        sensor,
-        min(rn) - 1 as first_rn,
-        max(rn) as last_rn,
-        count(*) as repeats
-    from (
-        select
-            *,
-            rn - row_number() over (
-                partition by machine_id, hour_at, file_key, sensor order by rn
-            ) as island
-        from repeats
-    ) as numbered
-    group by machine_id, hour_at, file_key, sensor, island
-
-),
-
 long_runs as (
 
-    -- runs of at least var('stuck_min_samples') readings, with the sensor's repeats in
-    -- the file's other runs (its background) and in all long runs
-    select *
+    -- consecutive repeats form a run with the reading before the first one; the runs of
+    -- at least var('stuck_min_samples') readings, with the repeats of all such runs of
+    -- the sensor in the file
+    select
+        *,
+        sum(run_repeats) over (
+            partition by machine_id, hour_at, file_key, sensor
+        ) as long_repeats
     from (
         select
-            *,
-            sum(
-                case when repeats + 1 < {{ var('stuck_min_samples') }} then repeats else 0 end
-            ) over same_sensor as background_repeats,
-            sum(
-                case when repeats + 1 >= {{ var('stuck_min_samples') }} then repeats else 0 end
-            ) over same_sensor as long_repeats
-        from runs
-        window same_sensor as (partition by machine_id, hour_at, file_key, sensor)
-    ) as judged
-    where repeats + 1 >= {{ var('stuck_min_samples') }}
+            machine_id,
+            hour_at,
+            file_key,
+            sensor,
+            min(rn) - 1 as first_rn,
+            max(rn) as last_rn,
+            count(*) as run_repeats
+        from (
+            select
+                *,
+                rn - row_number() over (
+                    partition by machine_id, hour_at, file_key, sensor order by rn
+                ) as island
+            from repeats
+        ) as numbered
+        group by machine_id, hour_at, file_key, sensor, island
+        having count(*) + 1 >= {{ var('stuck_min_samples') }}
+    ) as runs
 
 ),
 
 stuck_runs as (
 
-    -- p = the background's repeats per consecutive pair outside the long runs; a run of
+    -- p = the sensor's other repeats per consecutive pair outside its long runs; a run of
     -- k repeats comes by chance somewhere in a file of n readings about n * p ^ k times
     select
         long_runs.machine_id,
@@ -120,11 +187,17 @@ stuck_runs as (
             long_runs.machine_id = file_lines.machine_id
             and long_runs.hour_at = file_lines.hour_at
             and long_runs.file_key = file_lines.file_key
+    inner join file_repeats
+        on
+            long_runs.machine_id = file_repeats.machine_id
+            and long_runs.hour_at = file_repeats.hour_at
+            and long_runs.file_key = file_repeats.file_key
+            and long_runs.sensor = file_repeats.sensor
     where
         file_lines.readings * pow(
-            long_runs.background_repeats
+            (file_repeats.repeats - long_runs.long_repeats)
             / greatest(file_lines.readings - 1 - long_runs.long_repeats, 1),
-            long_runs.repeats
+            long_runs.run_repeats
         ) < cast('{{ var("stuck_chance_per_file") }}' as double)
 
 ),

@@ -1,16 +1,12 @@
 {#- the rows of every rebuilt hour are deleted first (pre-hook), whatever sensors the
-    hour has now: a replacing file may lack one, or have no reading at all. The means
-    and deviations are aggregated on one DuckDB thread: summed in parallel, doubles
-    differ in their last bits from build to build, and the model trained on them with
-    them (same data and seed must give the same model) -#}
+    hour has now: a replacing file may lack one, or have no reading at all -#}
 {{
     config(
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key=['machine_id', 'hour_at'],
         on_schema_change='append_new_columns',
-        pre_hook=["{{ delete_rebuilt_hours(after_hours=0) }}", "set threads = 1"],
-        post_hook="reset threads",
+        pre_hook="{{ delete_rebuilt_hours(after_hours=0) }}",
     )
 }}
 {#
