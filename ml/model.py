@@ -98,10 +98,6 @@ def make_pipeline(features: list[str], seed: int) -> Pipeline:
         max_leaf_nodes=15,
         min_samples_leaf=40,
         l2_regularization=1.0,
-        # each split sees a random 30 % of the features: a plant logs many channels
-        # that say nothing about wear, and ~650 features on a few thousand labelled
-        # hours otherwise let noise win splits
-        max_features=0.3,
         categorical_features=list(range(len(categorical))),
         early_stopping=False,
         random_state=seed,

@@ -46,6 +46,24 @@ def f1_kept(warehouse: Path, models: Path, version: str, choose: Chooser) -> tup
     return test.metrics(risk, threshold)["f1"] / best["f1"], threshold
 
 
+def caught_within_visits(warehouse: Path, models: Path, version: str, visits: int) -> int:
+    """The most test-period failures the model catches, at any threshold whose alerts ask
+    for no more maintenance visits than `visits` (a baseline's, for a like-for-like
+    comparison: a rule that alerts more often may catch more at more cost)."""
+    model, meta = load(models, version)
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        labelled = load_features(con).labelled
+        failures = failures_from(con)
+    part = evaluate.Periods.from_dict(meta["periods"]).part(labelled, "test")
+    risk = model.predict_proba(matrix(part, meta["features"]))[:, 1]
+    test = evaluate.outcomes(
+        part, failures, horizon_hours=meta["horizon_hours"], policy=AlertPolicy.from_metadata(meta)
+    )
+    grid, _ = threshold_grid(risk)
+    caught = [test.metrics(risk, float(t)) for t in grid]
+    return max((m["failures_caught"] for m in caught if m["visits"] <= visits), default=0)
+
+
 def lowest_cost_latest_alert(period: PeriodOutcomes, score: np.ndarray) -> float:
     """A mutated policy: any warning counts in full, no smoothing, ties to the highest
     threshold. A confident model then alerts in the last hours only."""

@@ -129,11 +129,7 @@ def build_machine(cfg: FleetConfig, index: int) -> Machine:
         model=model,
         line=f"L{index // 5 + 1}",
         installed_on=installed.date().isoformat(),
-        # from a stream of their own: a sensor added to a model must not change the
-        # machine's wear and failure history
-        level_factor=np.random.default_rng([cfg.seed, index, 7]).normal(
-            1.0, [s.spread for s in model.sensors]
-        ),
+        level_factor=rng.normal(1.0, [s.spread for s in model.sensors]),
         wear_rates=np.array([w.rate_per_run_hour for w in model.wear])
         * rng.lognormal(0.0, 0.25, len(model.wear))
         * cfg.wear_scale,
