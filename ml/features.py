@@ -16,6 +16,7 @@ into the future (``NOT_FEATURES``).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import duckdb
@@ -77,15 +78,19 @@ def load_features(
         and name not in NOT_FEATURES
     ]
     base = con.sql(f"select * from {FEATURES_MART} {clause}").df()
-    sensors = con.sql(
-        f"""
-        pivot (select machine_id, hour_at, sensor, {", ".join(sensor_cols)}
-               from {SENSOR_FEATURES_MART} {clause})
-        on sensor
-        using {", ".join(f"first({c}) as {c}" for c in sensor_cols)}
-        group by machine_id, hour_at
-        """
-    ).df()
+    with warnings.catch_warnings():
+        # DuckDB builds the wide frame a column at a time, which pandas reports as
+        # fragmentation; the frame is only read from here on
+        warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
+        sensors = con.sql(
+            f"""
+            pivot (select machine_id, hour_at, sensor, {", ".join(sensor_cols)}
+                   from {SENSOR_FEATURES_MART} {clause})
+            on sensor
+            using {", ".join(f"first({c}) as {c}" for c in sensor_cols)}
+            group by machine_id, hour_at
+            """
+        ).df()
     # DuckDB names pivoted columns <sensor>_<alias>; make the split unambiguous
     sensors = sensors.rename(
         columns={
