@@ -22,16 +22,18 @@ from ml.policy import AlertPolicy, PeriodOutcomes, threshold_grid
 Chooser = Callable[[PeriodOutcomes, np.ndarray], float]
 
 
-def f1_kept(warehouse: Path, models: Path, version: str, choose: Chooser) -> tuple[float, float]:
-    """(F1 at the threshold `choose` picks on validation / best test F1, that threshold)."""
+def _judged(
+    warehouse: Path, models: Path, version: str, periods: tuple[str, ...]
+) -> dict[str, tuple[PeriodOutcomes, np.ndarray]]:
+    """Per period: its outcomes, ready to be judged at any threshold, and the model's risk."""
     model, meta = load(models, version)
     with duckdb.connect(str(warehouse), read_only=True) as con:
         labelled = load_features(con).labelled
         failures = failures_from(con)
-    periods = evaluate.Periods.from_dict(meta["periods"])
+    split = evaluate.Periods.from_dict(meta["periods"])
     judged: dict[str, tuple[PeriodOutcomes, np.ndarray]] = {}
-    for name in ("validation", "test"):
-        part = periods.part(labelled, name)
+    for name in periods:
+        part = split.part(labelled, name)
         risk = model.predict_proba(matrix(part, meta["features"]))[:, 1]
         judge = evaluate.outcomes(
             part,
@@ -40,6 +42,12 @@ def f1_kept(warehouse: Path, models: Path, version: str, choose: Chooser) -> tup
             policy=AlertPolicy.from_metadata(meta),
         )
         judged[name] = (judge, risk)
+    return judged
+
+
+def f1_kept(warehouse: Path, models: Path, version: str, choose: Chooser) -> tuple[float, float]:
+    """(F1 at the threshold `choose` picks on validation / best test F1, that threshold)."""
+    judged = _judged(warehouse, models, version, ("validation", "test"))
     threshold = choose(*judged["validation"])
     test, risk = judged["test"]
     best = test.metrics(risk, evaluate.best_f1_threshold(test.y, test.sorted_score(risk)))
@@ -50,15 +58,7 @@ def caught_within_visits(warehouse: Path, models: Path, version: str, visits: in
     """The most test-period failures the model catches, at any threshold whose alerts ask
     for no more maintenance visits than `visits` (a baseline's, for a like-for-like
     comparison: a rule that alerts more often may catch more at more cost)."""
-    model, meta = load(models, version)
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        labelled = load_features(con).labelled
-        failures = failures_from(con)
-    part = evaluate.Periods.from_dict(meta["periods"]).part(labelled, "test")
-    risk = model.predict_proba(matrix(part, meta["features"]))[:, 1]
-    test = evaluate.outcomes(
-        part, failures, horizon_hours=meta["horizon_hours"], policy=AlertPolicy.from_metadata(meta)
-    )
+    test, risk = _judged(warehouse, models, version, ("test",))["test"]
     grid, _ = threshold_grid(risk)
     caught = [test.metrics(risk, float(t)) for t in grid]
     return max((m["failures_caught"] for m in caught if m["visits"] <= visits), default=0)

@@ -18,15 +18,18 @@
     do not. An hour with a reading beyond 1e7 falls back to the double aggregate.
 #}
 {% macro sensor_statistics() %}
+    {#- the exact mean of micro (millionths) where every clean value has one -#}
+    {%- set exact_mean = 'case when count(M) = count(C) then sum(M) / count(M) / 1e6 else avg(C) end' -%}
+    {%- set running = 'case when is_running then @__X end' -%}
     {{ return([
         {'name': 'readings', 'sql': 'count(@__value)', 'type': 'bigint'},
         {'name': 'clean_readings', 'sql': 'count(@__clean)', 'type': 'bigint'},
-        {'name': 'value_mean', 'sql': 'case when count(@__micro) = count(@__clean) then sum(@__micro) / count(@__micro) / 1e6 else avg(@__clean) end', 'type': 'double', 'features': true},
+        {'name': 'value_mean', 'sql': exact_mean | replace('M', '@__micro') | replace('C', '@__clean'), 'type': 'double', 'features': true},
         {'name': 'value_std', 'sql': 'case when count(@__micro) < count(@__clean) then stddev_samp(@__clean) when count(@__micro) > 1 then sqrt((count(@__micro) * sum(@__micro * @__micro) - sum(@__micro) * sum(@__micro)) / (count(@__micro) * (count(@__micro) - 1))) / 1e6 end', 'type': 'double', 'features': true},
         {'name': 'value_min', 'sql': 'min(@__clean)', 'type': 'double'},
         {'name': 'value_max', 'sql': 'max(@__clean)', 'type': 'double'},
         {'name': 'value_p95', 'sql': 'quantile_cont(@__clean, 0.95)', 'type': 'double', 'features': true},
-        {'name': 'run_value_mean', 'sql': 'case when count(case when is_running then @__micro end) = count(case when is_running then @__clean end) then sum(case when is_running then @__micro end) / count(case when is_running then @__micro end) / 1e6 else avg(case when is_running then @__clean end) end', 'type': 'double', 'features': true},
+        {'name': 'run_value_mean', 'sql': exact_mean | replace('M', running | replace('X', 'micro')) | replace('C', running | replace('X', 'clean')), 'type': 'double', 'features': true},
         {'name': 'spike_count', 'sql': 'count_if(@__spike)', 'type': 'bigint'},
         {'name': 'stuck_count', 'sql': 'count_if(@__stuck)', 'type': 'bigint'},
         {'name': 'out_of_range_count', 'sql': 'count_if(@__out_of_range)', 'type': 'bigint'},
