@@ -19,7 +19,8 @@
 #}
 {% macro sensor_statistics() %}
     {#- the exact mean of micro (millionths) where every clean value has one -#}
-    {%- set exact_mean = 'case when count(M) = count(C) then sum(M) / count(M) / 1e6 else avg(C) end' -%}
+    {%- set exact_mean = 'case when count(M) = count(C) then sum(M) / count(M) / 1e6'
+        ~ ' else avg(C) end' -%}
     {%- set running = 'case when is_running then @__X end' -%}
     {{ return([
         {'name': 'readings', 'sql': 'count(@__value)', 'type': 'bigint'},
