@@ -27,12 +27,20 @@ def default_memory_limit(share: float = 0.6) -> str:
     return f"{max(1, int(ram * share / 2**30))}GiB"
 
 
+def memory_limit(settings: Settings) -> str:
+    """The dbt_memory setting, `auto` resolved for this machine."""
+    value = settings.values.get("dbt_memory", "auto")
+    return default_memory_limit() if value in ("", "auto") else value
+
+
 def plain_output() -> bool:
     """No colour codes in logs: output is not a terminal, or NO_COLOR is set."""
     return bool(os.environ.get("NO_COLOR")) or not sys.stdout.isatty()
 
 
-def run_dbt(args: list[str], settings: Settings) -> dbtRunnerResult:
+def run_dbt(
+    args: list[str], settings: Settings, extra_env: dict[str, str] | None = None
+) -> dbtRunnerResult:
     """`dbt <args>` against the settings' warehouse.
 
     profiles.yml reads the warehouse path through env_var(); the settings are put in
@@ -47,8 +55,15 @@ def run_dbt(args: list[str], settings: Settings) -> dbtRunnerResult:
         | dbt_env(settings)
         | {
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-            "SHOPFLOOR_DBT_MEMORY": os.environ.get("SHOPFLOOR_DBT_MEMORY", default_memory_limit()),
+            "SHOPFLOOR_DBT_MEMORY": memory_limit(settings),
+            # where DuckDB spills past its memory limit (a lake's session has no file)
+            "SHOPFLOOR_DBT_TEMP_DIR": str(settings.data.resolve() / "dbt_target" / "spill"),
+            # outside a batched build, no window
+            "SHOPFLOOR_BUILD_WINDOW_START": "",
+            "SHOPFLOOR_BUILD_WINDOW_END": "",
+            "SHOPFLOOR_BUILD_WINDOWS_DONE": "",
         }
+        | (extra_env or {})
     )
     # dbt's artifacts and the docs site live with the data they describe
     target = settings.data.resolve() / "dbt_target"

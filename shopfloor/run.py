@@ -351,11 +351,11 @@ def train_config(settings: Settings) -> TrainConfig:
     )
 
 
-def _dbt(ctx: RunContext, args: list[str]) -> bool:
-    from shopfloor.dbt import run_dbt
+def _dbt(ctx: RunContext, args: list[str], batched: bool = False) -> bool:
+    from shopfloor.batches import build
 
     summary = ctx.summary
-    result = run_dbt(["build", *args], ctx.settings)
+    result = build(ctx.settings, args, batched=batched, on_step=ctx.on_step)
     for node in getattr(result.result, "results", None) or []:
         status = str(getattr(node.status, "value", node.status)).lower()
         kind = node.node.resource_type
@@ -380,7 +380,7 @@ def _dbt(ctx: RunContext, args: list[str]) -> bool:
 def _build(ctx: RunContext) -> None:
     # unit tests check the SQL logic on fixed inputs, not the data: they run in CI and
     # with `shopfloor build`; dbt recommends leaving them out of production builds
-    if not _dbt(ctx, ["--exclude-resource-type", "unit_test"]):
+    if not _dbt(ctx, ["--exclude-resource-type", "unit_test"], batched=True):
         _fail(ctx.summary, "build", "dbt build failed (errors or failing tests, see the log)")
 
 

@@ -33,16 +33,30 @@ def build(
     ] = None,
     full_refresh: Annotated[bool, typer.Option(help="Rebuild incremental models.")] = False,
 ) -> None:
-    """Build and test the dbt warehouse (`dbt build`): staging, marts, tests, contracts."""
-    from shopfloor.dbt import run_dbt
+    """Build and test the dbt warehouse (`dbt build`): staging, marts, tests, contracts.
 
-    args = ["build"] + (["--select", select] if select else [])
-    args += ["--exclude", exclude] if exclude else []
-    args += ["--full-refresh"] if full_refresh else []
+    A whole-project build takes a backlog of raw readings (a first build on an archive, a
+    catch-up, a full refresh) in batches of whole days, each committed on its own: memory
+    is set by the setting build_batch_readings, and a build stopped half-way continues
+    with the next batch."""
+    from shopfloor.batches import BuildError
+    from shopfloor.batches import build as build_batched
+
+    args = (["--select", select] if select else []) + (["--exclude", exclude] if exclude else [])
     settings = _settings(data_dir=data_dir, lakehouse=lakehouse)
     _check_writable(settings, landing=False)
     with _writes_warehouse(settings):
-        result = run_dbt(args, settings)
+        try:
+            result = build_batched(
+                settings,
+                args,
+                full_refresh=full_refresh,
+                batched=select is None,
+                on_step=lambda text: console.print(text, highlight=False, soft_wrap=True),
+            )
+        except BuildError as exc:
+            console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
         if not result.success:
             console.print("[red]dbt build failed[/] (see the log above)")
             raise typer.Exit(1)

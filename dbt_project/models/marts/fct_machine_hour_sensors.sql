@@ -1,12 +1,15 @@
 {#- the rows of every rebuilt hour are deleted first (pre-hook), whatever sensors the
-    hour has now: a replacing file may lack one, or have no reading at all -#}
+    hour has now: a replacing file may lack one, or have no reading at all. A full
+    refresh that `shopfloor` already made window by window is not made again by the
+    build that follows it (SHOPFLOOR_BUILD_WINDOWS_DONE) -#}
 {{
     config(
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key=['machine_id', 'hour_at'],
         on_schema_change='append_new_columns',
-        pre_hook="{{ delete_rebuilt_hours(after_hours=0) }}",
+        pre_hook="{{ delete_build_window_or_rebuilt_hours(after_hours=0) }}",
+        full_refresh=(false if env_var('SHOPFLOOR_BUILD_WINDOWS_DONE', '') else none),
     )
 }}
 {#
@@ -22,12 +25,17 @@
     Long on purpose: a sensor a new firmware adds becomes new rows, and the
     contract stays fixed. Incremental by ingestion: a run rebuilds the
     machine-hours that received a file since the last build, however old
-    (macros ingested_watermark, changed_machine_hours).
+    (macros ingested_watermark, changed_machine_hours). A backlog too big for
+    one query's memory is built in windows of whole days, one dbt run each
+    (macro build_window): the window's hours are rebuilt whole.
 #}
+{%- set window = build_window() -%}
 {%- set since = ingested_watermark() -%}
 {#- incremental: the readings of the machine-hours that received a file since the last build -#}
 {%- set changed_readings = none -%}
-{%- if is_incremental() -%}
+{%- if window -%}
+    {%- set changed_readings = build_window_readings(window) -%}
+{%- elif is_incremental() -%}
     {%- set changed_readings = 'reading_at >= ' ~ changed_hours_start(since) ~ ' - interval 1 day'
         ~ ' and source_file in (select file_path from ' ~ ref('stg_landing__landing_files')
         ~ ' where (machine_id, file_hour_at) in (' ~ changed_machine_hours(since) ~ '))' -%}
@@ -49,7 +57,11 @@ hour_ingestions as (
         file_hour_at as hour_at,
         max(ingested_at) as source_ingested_at
     from {{ ref('stg_landing__landing_files') }}
-    where machine_id is not null
+    where
+        machine_id is not null
+        {% if window %}
+            and file_hour_at >= {{ window.start }} and file_hour_at < {{ window.end }}
+        {% endif %}
     group by machine_id, file_hour_at
 
 ),
