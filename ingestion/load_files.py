@@ -12,6 +12,8 @@ import dlt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ingestion.tables import arrow_type
+
 
 class ReadingsWriter:
     """Streams a run's readings into as few Parquet load files as possible.
@@ -107,7 +109,7 @@ class ReadingsWriter:
         known_columns = self.known_columns()
         fields = {f.name: f for f in chunk_schema}
         ordered = [
-            fields.get(name) or pa.field(name, _arrow_type(col))
+            fields.get(name) or pa.field(name, arrow_type(col))
             for name, col in known_columns.items()
             if name in fields or col.get("data_type")
         ]
@@ -144,13 +146,3 @@ class ReadingsWriter:
         )
         yield dlt.mark.with_file_import(str(self.path), "parquet", self.rows, hints=hints)
         self.writer, self.path, self.rows = None, None, 0
-
-
-def _arrow_type(column: Mapping[str, Any]) -> pa.DataType:
-    """Arrow type of a column the readings table already has (sensors are doubles)."""
-    return {
-        "double": pa.float64(),
-        "text": pa.string(),
-        "bigint": pa.int64(),
-        "timestamp": pa.timestamp("us", tz="UTC"),
-    }.get(column.get("data_type", "double"), pa.float64())

@@ -223,7 +223,7 @@ def build_backlog(
     target = settings.data.resolve() / "dbt_target"
     if not exists(settings):
         return Plan(full_refresh=full_refresh)
-    with connect(settings, read_only=not settings.lakehouse) as con:
+    with connect(settings) as con:
         if not _has_raw(con):
             return Plan(full_refresh=full_refresh)
         todo = plan(con, int(settings.number("build_batch_readings")), full_refresh, target)

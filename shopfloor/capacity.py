@@ -52,6 +52,14 @@ class Capacity:
     arrival_to_load_s: float | None  # median, files with a real arrival time (not simulated)
     largest_load: tuple[int, float] | None  # (files, seconds) of the run that loaded the most
     backups: list[dict[str, Any]]  # backups.jsonl
+    sample_interval_s: float | None = None  # median of the loaded files' header
+
+    def rate(self) -> str:
+        """The sampling rate the measured figures come from, in words."""
+        if self.sample_interval_s is None:
+            return "no file loaded yet"
+        interval = self.sample_interval_s
+        return "1 Hz" if interval == 1 else f"one reading every {interval:g} s"
 
     @property
     def peak_rss_mb(self) -> float | None:
@@ -121,6 +129,10 @@ def measure(settings: Settings, sla_minutes: float = 15.0) -> Capacity:
             where ingested_at >= modified_at and ingested_at - modified_at < interval 1 day
             """
         ).fetchone()
+        interval = con.sql(
+            "select median(sample_interval_s) from raw.landing_files "
+            "where status in ('loaded', 'partial')"
+        ).fetchone()
         blocks = _blocks_by_schema(con)
         for table in ("raw.telemetry_readings", "marts.fct_machine_hours"):
             if table in rows:  # exact for the tables the report shows per machine-day
@@ -158,6 +170,7 @@ def measure(settings: Settings, sla_minutes: float = 15.0) -> Capacity:
         sla_minutes=sla_minutes,
         arrival_to_load_s=float(arrival[0]) if arrival and arrival[0] is not None else None,
         backups=read_log(settings.data),
+        sample_interval_s=float(interval[0]) if interval and interval[0] is not None else None,
         largest_load=(
             (largest["files_new"], sum(largest.get("stages_s", {}).values()))
             if largest.get("files_new")
@@ -243,6 +256,7 @@ def tables(capacity: Capacity, planned: int, prices: dict[str, Any] | None = Non
         _headroom_table(capacity, fleets),
         _latency_table(capacity),
         _recovery_table(capacity),
+        _rebuild_at_plant_rate_table(capacity, fleets),
         _cost_table(capacity, planned, prices or load_prices()),
         _reference_table(capacity, planned),
     ]
@@ -281,7 +295,8 @@ def _storage_table(c: Capacity, fleets: list[int]) -> Table:
     totals = [sum(c.bytes_at(m, y).values()) for m in fleets for y in YEARS]
     rows.append(["total", _mb(sum(x.bytes for x in c.layers)), "", *map(_gb, totals)])
     return (
-        f"Storage: measured on {c.machines} machines x {c.days:.1f} days, projected",
+        f"Storage: measured on {c.machines} machines x {c.days:.1f} days of files at "
+        f"{c.rate()}, projected",
         ["layer", "now MB", "MB per machine-day"]
         + [f"{m} machines, {y} y GB" for m in fleets for y in YEARS],
         rows,
@@ -307,7 +322,7 @@ def _run_table(c: Capacity) -> Table:
     else:
         rows.append(["no hourly run logged yet (a first load is not one)", "-", "-"])
     return (
-        f"Hourly run (median of the last {c.hourly_runs} hourly runs)",
+        f"Hourly run (median of the last {c.hourly_runs} hourly runs, files at {c.rate()})",
         ["stage", "seconds", "peak memory MB"],
         rows,
     )
@@ -371,12 +386,40 @@ def _recovery_table(c: Capacity) -> Table:
         rows.append(["no backup or restore logged yet", _mb(kept), "-"])
     if c.largest_load:
         files, seconds = c.largest_load
-        rebuild = "rebuild from the landing area"
+        rebuild = f"rebuild from the landing area (files at {c.rate()})"
         rows.append([f"{rebuild}: {files:,} files, measured", "", f"{seconds:.0f}"])
         for years in YEARS:
             projected = seconds / files * c.machines * 24 * 365 * years
             rows.append([f"{rebuild}, {years} y (projected)", "", f"{projected:,.0f}"])
     return ("Recovery: `shopfloor backup` / `restore`", ["", "MB", "seconds"], rows)
+
+
+def _rebuild_at_plant_rate_table(c: Capacity, fleets: list[int]) -> Table:
+    """Rebuilding everything from the landing area at the plant's real rate (1 Hz, about
+    1 MB per machine-hour), from the history benchmark shipped with shopfloor: the
+    figures above come from this data folder's own files, whatever their rate."""
+    ref = tomllib.loads(Path(__file__).with_name("scale_reference.toml").read_text())
+    rebuild = ref["rebuild_1hz"]
+    per_day = rebuild["ingest_s_per_machine_day"] + rebuild["build_s_per_machine_day"]
+    rows = [
+        [f"{m} machines, {y} y", f"{m * 365 * y:,}", f"{per_day * m * 365 * y / 3600:,.1f}"]
+        for m in fleets
+        for y in YEARS
+    ]
+    rows.append(
+        [
+            f"peak memory of the build (batches of {rebuild['batch_readings']:,} readings)",
+            "",
+            f"{rebuild['build_peak_mb']:,.0f} MB",
+        ]
+    )
+    return (
+        f"Rebuild from the landing area at 1 Hz ({rebuild['source']}, {rebuild['measured']}: "
+        f"ingest {rebuild['ingest_s_per_machine_day']:.1f} s + build "
+        f"{rebuild['build_s_per_machine_day']:.1f} s per machine-day on {ref['machine']})",
+        ["history", "machine-days", "hours"],
+        rows,
+    )
 
 
 def load_prices(path: Path | None = None) -> dict[str, Any]:
