@@ -8,6 +8,7 @@ ML step. `shopfloor config` prints the effective values and where each came from
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ class Setting:
     default: str
     help: str
     secret: bool = False
+    kind: str = "text"  # what resolve() checks: text, number (>= 0), positive, count, memory
 
 
 SETTINGS = (
@@ -49,21 +51,27 @@ SETTINGS = (
             "its password (set when given)", secret=True),
     Setting("pseudonym_key", "SHOPFLOOR_PSEUDONYM_KEY", "<data_dir>/.secrets/pseudonym_key",
             "key of the technicians' pseudonyms", secret=True),
-    Setting("settle_seconds", "SHOPFLOOR_SETTLE_SECONDS", "60", "newer files may be growing"),
-    Setting("max_future_hours", "SHOPFLOOR_MAX_FUTURE_HOURS", "2", "latest plausible file hour"),
-    Setting("max_past_days", "SHOPFLOOR_MAX_PAST_DAYS", "3650", "oldest plausible file hour"),
-    Setting("max_file_mb", "SHOPFLOOR_MAX_FILE_MB", "64", "biggest file read"),
+    Setting("settle_seconds", "SHOPFLOOR_SETTLE_SECONDS", "60", "newer files may be growing",
+            kind="number"),
+    Setting("max_future_hours", "SHOPFLOOR_MAX_FUTURE_HOURS", "2", "latest plausible file hour",
+            kind="number"),
+    Setting("max_past_days", "SHOPFLOOR_MAX_PAST_DAYS", "3650", "oldest plausible file hour",
+            kind="number"),
+    Setting("max_file_mb", "SHOPFLOOR_MAX_FILE_MB", "64", "biggest file read", kind="positive"),
     Setting("dbt_target", "SHOPFLOOR_DBT_TARGET", "local", "profiles.yml output"),
     Setting("dbt_memory", "SHOPFLOOR_DBT_MEMORY", "auto",
-            "DuckDB's memory limit in dbt, e.g. 4GB (auto: 60 % of RAM); past it DuckDB spills"),
+            "DuckDB's memory limit in dbt, e.g. 4GB (auto: 60 % of RAM); past it DuckDB spills",
+            kind="memory"),
     Setting("build_batch_readings", "SHOPFLOOR_BUILD_BATCH_READINGS", "1000000",
-            "raw readings one build batch takes at most (whole days): sets the build's memory"),
+            "raw readings one build batch takes at most (whole days): sets the build's memory",
+            kind="count"),
     Setting("planning_lead_hours", "SHOPFLOOR_PLANNING_LEAD_HOURS", "8",
-            "warning an alert must give to be fully useful"),
-    Setting("cost_failure", "SHOPFLOOR_COST_FAILURE", "12000", "cost of a breakdown"),
-    Setting("cost_visit", "SHOPFLOOR_COST_VISIT", "1500", "cost of a planned visit"),
+            "warning an alert must give to be fully useful", kind="positive"),
+    Setting("cost_failure", "SHOPFLOOR_COST_FAILURE", "12000", "cost of a breakdown",
+            kind="number"),
+    Setting("cost_visit", "SHOPFLOOR_COST_VISIT", "1500", "cost of a planned visit", kind="number"),
     Setting("cost_early_alert", "SHOPFLOOR_COST_EARLY_ALERT", "1500",
-            "cost of a visit that finds no failure due"),
+            "cost of a visit that finds no failure due", kind="number"),
 )  # fmt: skip
 PROJECT_FILE = "shopfloor.toml"
 
@@ -144,6 +152,8 @@ def resolve(flags: Mapping[str, str | None] | None = None, cwd: Path | None = No
             sources[name] = "default (lakehouse)"
     for name in ("landing", "lakehouse", "models_dir", "serving_dir"):
         _check_filesystem(name, values[name], sources[name])
+    for setting in SETTINGS:
+        _check_kind(setting, values[setting.name], sources[setting.name])
     for name, under in (
         ("landing", "landing"),
         ("warehouse", "warehouse.duckdb"),
@@ -155,6 +165,30 @@ def resolve(flags: Mapping[str, str | None] | None = None, cwd: Path | None = No
         if sources[name] == "default":
             values[name] = str(Path(data) / under)
     return Settings(values, sources)
+
+
+_MEMORY = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
+
+
+def _check_kind(setting: Setting, value: str, source: str) -> None:
+    """A value its stages could not use, refused before any command writes anything."""
+    problem = None
+    if setting.kind in ("number", "positive", "count"):
+        try:
+            number = float(value)
+        except ValueError:
+            number = float("nan")
+        if setting.kind == "number" and not number >= 0:
+            problem = "is not a non-negative number"
+        elif setting.kind == "positive" and not number > 0:
+            problem = "is not a number above 0"
+        elif setting.kind == "count" and not (number >= 1 and number == int(number)):
+            problem = "is not a whole number of 1 or more"
+    elif setting.kind == "memory" and value != "auto" and not _MEMORY.match(value):
+        problem = "is not `auto` or an amount of memory such as 4GB or 512MiB"
+    if problem:
+        shown = "****" if setting.secret else repr(value)
+        raise SettingsError(f"setting {setting.name} = {shown} ({source}) {problem}")
 
 
 def _check_filesystem(name: str, value: str, source: str) -> None:

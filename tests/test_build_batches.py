@@ -94,9 +94,7 @@ def _built_days(output: str) -> list[str]:
     return [m.group(3) for m in _BUILT.finditer(output)]
 
 
-def test_a_killed_first_build_continues_with_the_next_batch(
-    ingested: Path, tmp_path: Path
-) -> None:
+def test_a_killed_first_build_continues_with_the_next_batch(ingested: Path, tmp_path: Path) -> None:
     data = _copy(ingested, tmp_path / "data")
     killed = "".join(_kill_after(_build(data, "--exclude", "resource_type:unit_test"), 2))
     total = int(_BUILT.search(killed).group(2))  # type: ignore[union-attr]

@@ -546,3 +546,29 @@ def test_the_source_iterated_without_a_pipeline(tmp_path: Path) -> None:
     }
     (registry,) = list(source.resources["machine_registry"])
     assert registry.column("machine_id").to_pylist() == ["PRESS-7"]
+
+
+def test_a_first_delivery_of_only_quarantined_files_does_not_block_later_ones(
+    tmp_path: Path,
+) -> None:
+    """A plant whose first delivery is one empty file (quarantined): the readings table
+    is still created as every later load writes it, and the good files that follow are
+    loaded, every reading of them."""
+    from tests.landing import HandMachine, hours_between, telemetry_rel, utc, write_hours
+
+    landing, data = tmp_path / "landing", tmp_path / "data"
+    machine = HandMachine("PRENSA-1", "HIDRAULICA-40T", {"pressao_oleo_bar": 180.0}, 600)
+    empty = landing / telemetry_rel(machine.machine_id, utc(2026, 5, 4, 0))
+    empty.parent.mkdir(parents=True)
+    empty.write_bytes(b"")
+    delivered = utc(2026, 5, 4, 1).timestamp()  # a finished upload
+    os.utime(empty, (delivered, delivered))
+    first = ingest(landing, data)
+    assert first.status == "succeeded" and first.files_quarantined == 1
+    assert first.rows_loaded == 0
+
+    write_hours(landing, machine, hours_between(utc(2026, 5, 4, 1), utc(2026, 5, 4, 6)))
+    second = ingest(landing, data)
+    assert second.status == "succeeded", second.error
+    assert second.files_loaded == 5 and second.rows_loaded == 5 * 6
+    assert query(data, "select count(*) from raw.telemetry_readings") == [(30,)]

@@ -180,3 +180,24 @@ def test_a_failing_catalog_copy_does_not_hide_the_commands_own_error(
     assert "store unreachable" in capsys.readouterr().out
     with pytest.raises(OSError, match="store unreachable"), _writes_warehouse(settings):
         pass  # after a command that succeeded, a failed copy is the error
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "problem"),
+    [
+        ("settle_seconds", "abc", "not a non-negative number"),
+        ("max_file_mb", "0", "not a number above 0"),
+        ("build_batch_readings", "1.5", "not a whole number"),
+        ("dbt_memory", "lots", "amount of memory"),
+    ],
+)
+def test_a_bad_value_is_refused_by_config_and_before_anything_is_written(
+    landing: Path, tmp_path: Path, name: str, value: str, problem: str
+) -> None:
+    data = tmp_path / "data"
+    env = {f"SHOPFLOOR_{name.upper()}": value}
+    one_line_error(cli("config", **env), 2, problem)
+    one_line_error(
+        cli("run", "--data-dir", str(data), "--landing", str(landing), **env), 2, problem
+    )
+    assert not data.exists(), "nothing is written before the settings are checked"
