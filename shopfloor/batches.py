@@ -216,7 +216,7 @@ def build_backlog(
     """Build the model's pending windows one dbt run each; raise BuildError on a failure.
 
     Returns the plan it carried out; when it rebuilt a full refresh window by window,
-    the ordinary build that follows must keep the model (`windows_done_env`)."""
+    the ordinary build that follows must keep the model (SHOPFLOOR_BUILD_WINDOWS_DONE)."""
     from shopfloor.dbt import run_dbt
     from shopfloor.warehouse import connect, exists
 
@@ -280,6 +280,7 @@ def build(
     full_refresh: bool = False,
     batched: bool = True,
     on_step: Callable[[str], None] = lambda _text: None,
+    env: dict[str, str] | None = None,
 ) -> dbtRunnerResult:
     """`dbt build <args>` (plus --full-refresh), the model's backlog first in windows when
     `batched` (a build of the whole project). Raises BuildError when a window fails or
@@ -288,7 +289,7 @@ def build(
 
     done = build_backlog(settings, full_refresh, on_step) if batched else Plan()
     keep = done.full_refresh or done.resumed
-    env = {"SHOPFLOOR_BUILD_WINDOWS_DONE": "1"} if keep else {}
+    env = (env or {}) | ({"SHOPFLOOR_BUILD_WINDOWS_DONE": "1"} if keep else {})
     result = run_dbt(["build", *args, *(["--full-refresh"] if full_refresh else [])], settings, env)
     if any(OUT_OF_MEMORY in m for m in _messages(result)):
         raise BuildError(memory_advice(settings))

@@ -18,13 +18,17 @@ def project_dir() -> Path:
     return Path(__file__).resolve().parents[1]
 
 
-def default_memory_limit(share: float = 0.6) -> str:
-    """DuckDB's memory limit for dbt: a share of this machine's RAM (profiles.yml)."""
+def default_memory_limit(share: float = 0.6, ceiling_gib: int = 2) -> str:
+    """DuckDB's memory limit for dbt: 60 % of this machine's RAM, at most 2 GiB.
+
+    A build's batches (shopfloor/batches.py) need about 1.5 GB a fleet-day at 1 Hz;
+    a higher limit only lets DuckDB keep more of the history it read cached, so that
+    memory would grow with the history a build reads. Past the limit DuckDB spills."""
     try:
         ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # not POSIX: profiles.yml's default
         return "8GB"
-    return f"{max(1, int(ram * share / 2**30))}GiB"
+    return f"{max(1, min(ceiling_gib, int(ram * share / 2**30)))}GiB"
 
 
 def memory_limit(settings: Settings) -> str:
@@ -56,12 +60,14 @@ def run_dbt(
         | {
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
             "SHOPFLOOR_DBT_MEMORY": memory_limit(settings),
-            # where DuckDB spills past its memory limit (a lake's session has no file)
+            # where a lake's in-memory DuckDB session spills past its memory limit
             "SHOPFLOOR_DBT_TEMP_DIR": str(settings.data.resolve() / "dbt_target" / "spill"),
             # outside a batched build, no window
             "SHOPFLOOR_BUILD_WINDOW_START": "",
             "SHOPFLOOR_BUILD_WINDOW_END": "",
             "SHOPFLOOR_BUILD_WINDOWS_DONE": "",
+            # every check over the whole history, unless the caller scopes it
+            "SHOPFLOOR_TEST_SINCE": "",
         }
         | (extra_env or {})
     )

@@ -60,7 +60,7 @@ SETTINGS = (
     Setting("max_file_mb", "SHOPFLOOR_MAX_FILE_MB", "64", "biggest file read", kind="positive"),
     Setting("dbt_target", "SHOPFLOOR_DBT_TARGET", "local", "profiles.yml output"),
     Setting("dbt_memory", "SHOPFLOOR_DBT_MEMORY", "auto",
-            "DuckDB's memory limit in dbt, e.g. 4GB (auto: 60 % of RAM); past it DuckDB spills",
+            "DuckDB's memory limit in dbt, e.g. 4GB (auto: 60 % of RAM, at most 2 GiB)",
             kind="memory"),
     Setting("build_batch_readings", "SHOPFLOOR_BUILD_BATCH_READINGS", "1000000",
             "raw readings one build batch takes at most (whole days): sets the build's memory",

@@ -4,8 +4,21 @@
 -- what the marts leave out of their statistics is accounted for by flags, not
 -- dropped, and no value is filed under another sensor. Count-based: one scan of
 -- the wide staged readings, no long rows (one count per sensor column,
--- whatever the firmware added).
+-- whatever the firmware added). In the hourly run, the machine-hours with a file
+-- loaded since the last run that passed its checks only (macro checked_since), found
+-- by their readings' time so that the scan skips the rest of the history.
 {%- set sensors = sensor_columns(ref('int_readings_deduplicated')) %}
+{%- set since = checked_since() %}
+{%- set scope = none %}
+{%- if since %}
+    {%- set scope = "select distinct machine_id, file_hour_at from "
+        ~ ref('stg_landing__landing_files')
+        ~ " where machine_id is not null and file_hour_at is not null"
+        ~ " and ingested_at >= " ~ since %}
+    {%- set start = timestamptz_literal(
+        "select coalesce(min(file_hour_at), 'infinity'::timestamptz)::varchar from ("
+        ~ scope ~ ")") if execute else "'-infinity'::timestamptz" %}
+{%- endif %}
 with
 
 staged_counts as (
@@ -18,6 +31,11 @@ staged_counts as (
         {% endfor -%}
         count(*) as readings__
     from {{ ref('int_readings_deduplicated') }}
+    {% if scope %}
+        where
+            reading_at >= {{ start }} - interval 1 day
+            and (machine_id, hour_at) in ({{ scope }})
+    {% endif %}
     group by machine_id
 
 ),
@@ -52,6 +70,7 @@ mart_values as (
         sensor,
         sum(readings) as sensor_values
     from {{ ref('fct_machine_hour_sensors') }}
+    {% if scope %}where (machine_id, hour_at) in ({{ scope }}){% endif %}
     group by machine_id, sensor
 
 ),
@@ -81,6 +100,7 @@ hours as (
         sum(readings_received) as readings,
         sum(spike_count + stuck_count + out_of_range_count) as flags
     from {{ ref('fct_machine_hours') }}
+    {% if scope %}where (machine_id, hour_at) in ({{ scope }}){% endif %}
 
 ),
 
@@ -90,6 +110,7 @@ sensor_hours as (
         sum(readings - clean_readings) as flagged,
         sum(spike_count + stuck_count + out_of_range_count) as flags
     from {{ ref('fct_machine_hour_sensors') }}
+    {% if scope %}where (machine_id, hour_at) in ({{ scope }}){% endif %}
 
 )
 

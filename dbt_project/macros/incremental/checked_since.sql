@@ -1,0 +1,12 @@
+{#
+    Since when the checks that would read every reading ever loaded look, as a
+    timestamptz literal, or none for everything. `shopfloor run` sets
+    SHOPFLOOR_TEST_SINCE to the start of the last run that passed its checks: a run
+    then checks what was loaded since (and whatever that touches), and costs the same
+    on a year of history as on a day. `shopfloor build`, plain dbt and CI check
+    everything.
+#}
+{% macro checked_since() %}
+    {%- set since = env_var('SHOPFLOOR_TEST_SINCE', '') -%}
+    {{ return("'" ~ since ~ "'::timestamptz" if since else none) }}
+{% endmacro %}
