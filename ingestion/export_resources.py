@@ -26,9 +26,10 @@ REGISTRY_PATHS = {
 }
 
 
-def _changed(landing_url: str, path: str) -> bytes | None:
+def _changed(landing_url: str, path: str, reading: str = "") -> bytes | None:
     """The file's bytes if it exists and differs from the last version this resource
-    loaded or rejected whole (an export rejected whole is not read again until it changes)."""
+    loaded or rejected whole (an export rejected whole is not read again until it
+    changes), or if it was read another way (`reading`: e.g. another plant time zone)."""
     fs, root = fsspec.core.url_to_fs(landing_url)
     try:
         data: bytes = fs.cat_file(f"{root.rstrip('/')}/{path}")
@@ -36,6 +37,8 @@ def _changed(landing_url: str, path: str) -> bytes | None:
         return None
     state = dlt.current.resource_state()
     digest = sha256(data)
+    if state.get("reading", "") != reading:
+        return data
     return None if digest in (state.get("sha256"), state.get("rejected_sha256")) else data
 
 
@@ -53,14 +56,15 @@ def _export_rejects(path: str, data: bytes, parsed: ExportRows) -> Iterator[Any]
     dlt.current.resource_state()[key] = digest
 
 
-def maintenance_log(landing_url: str, pseudonym_key: bytes) -> Any:
+def maintenance_log(landing_url: str, pseudonym_key: bytes, timezone: str) -> Any:
     @dlt.resource(name="maintenance_log", write_disposition="append", columns=MAINTENANCE_COLUMNS)
     def read() -> Iterator[Any]:
         """A snapshot of the work-order export, each time its content changes."""
-        if (data := _changed(landing_url, MAINTENANCE_PATH)) is None:
+        reading = f"timezone={timezone}"
+        if (data := _changed(landing_url, MAINTENANCE_PATH, reading)) is None:
             yield dlt.mark.materialize_table_schema()  # appends nothing
             return
-        table, parsed = parse_maintenance_log(data, pseudonym_key)
+        table, parsed = parse_maintenance_log(data, pseudonym_key, timezone)
         if not parsed.rejected_whole:
             n = table.num_rows
             table = table.append_column("source_file_sha256", pa.repeat(pa.scalar(sha256(data)), n))
@@ -70,6 +74,7 @@ def maintenance_log(landing_url: str, pseudonym_key: bytes) -> Any:
             )
             yield table
         yield from _export_rejects(MAINTENANCE_PATH, data, parsed)
+        dlt.current.resource_state()["reading"] = reading
 
     return read
 

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
+# the export's times are plant local time: the setting plant_timezone (this is its default)
 PLANT_TIMEZONE = "America/Sao_Paulo"
 MAINTENANCE_TYPES = ("preventive", "corrective")
 MAX_RECORD_LINES = 5  # a quoted note may run over a few lines; more is an unclosed quote
@@ -128,9 +129,7 @@ def pseudonymise(name: str, key: bytes) -> str:
     return f"tech_{digest[:16]}"
 
 
-def parse_maintenance_log(
-    data: bytes, key: bytes, timezone: str = PLANT_TIMEZONE
-) -> tuple[pa.Table, ExportRows]:
+def parse_maintenance_log(data: bytes, key: bytes, timezone: str) -> tuple[pa.Table, ExportRows]:
     """The work-order export, typed, with UTC times; names hashed and notes dropped.
 
     Rejected: a row whose date is not a real `dd/mm/yyyy HH:MM`, whose type is not

@@ -24,6 +24,7 @@ import dlt
 import duckdb
 from dlt.common.pipeline import LoadInfo
 
+from ingestion.exports import PLANT_TIMEZONE
 from ingestion.listing import KnownFiles, ListingPolicy
 from ingestion.outcomes import FileOutcome
 from ingestion.sources import landing_source
@@ -53,6 +54,7 @@ class IngestConfig:
     workers: int = 2
     pseudonym_key: str = ""  # empty: SHOPFLOOR_PSEUDONYM_KEY, else the key file
     policy: ListingPolicy = field(default_factory=ListingPolicy)  # the CLI's: from settings
+    plant_timezone: str = PLANT_TIMEZONE  # the maintenance export's local times
 
     def __post_init__(self) -> None:
         self.warehouse = self.warehouse or str(Path(self.data_dir) / "warehouse.duckdb")
@@ -252,6 +254,7 @@ def _run_ingest(
             on_listed=listed_files,
             staging_dir=str(staging),
             policy=cfg.policy,
+            plant_timezone=cfg.plant_timezone,
         )
         info = pipeline.run(source)
         if pipeline.last_trace:

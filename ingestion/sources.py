@@ -27,6 +27,7 @@ import fsspec
 import pyarrow as pa
 
 from ingestion.export_resources import REGISTRY_PATHS, maintenance_log, registry
+from ingestion.exports import PLANT_TIMEZONE
 from ingestion.listing import KnownFiles, ListingPolicy, list_telemetry
 from ingestion.load_files import ReadingsWriter
 from ingestion.outcomes import FileOutcome, outcome_of, skipped
@@ -46,6 +47,7 @@ def landing_source(
     chunk_files: int = 64,
     staging_dir: str = "data/.dlt/staging",
     policy: ListingPolicy | None = None,
+    plant_timezone: str = PLANT_TIMEZONE,
 ) -> Sequence[Any]:
     """The landing area's telemetry files, maintenance export and registry."""
     known = known or KnownFiles()
@@ -89,7 +91,7 @@ def landing_source(
     return (
         *(declared_table(table) for table in APPENDED_TABLES),
         telemetry,
-        maintenance_log(landing_url, pseudonym_key),
+        maintenance_log(landing_url, pseudonym_key, plant_timezone),
         *(registry(landing_url, name) for name in REGISTRY_PATHS),
     )
 

@@ -324,6 +324,7 @@ def ingest_config(settings: Settings) -> IngestConfig:
         pseudonym_key=""
         if settings.sources["pseudonym_key"] == "default"
         else settings.pseudonym_key,
+        plant_timezone=settings.plant_timezone,
         policy=ListingPolicy(
             settle_s=settings.number("settle_seconds"),
             max_future_hours=settings.number("max_future_hours"),

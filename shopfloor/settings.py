@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 class SettingsError(ValueError):
@@ -28,7 +29,8 @@ class Setting:
     default: str
     help: str
     secret: bool = False
-    kind: str = "text"  # what resolve() checks: text, number (>= 0), positive, count, memory
+    # what resolve() checks: text, number (>= 0), positive, count, memory, timezone
+    kind: str = "text"
 
 
 SETTINGS = (
@@ -57,6 +59,8 @@ SETTINGS = (
             kind="number"),
     Setting("max_past_days", "SHOPFLOOR_MAX_PAST_DAYS", "3650", "oldest plausible file hour",
             kind="number"),
+    Setting("plant_timezone", "SHOPFLOOR_PLANT_TIMEZONE", "America/Sao_Paulo",
+            "IANA time zone of the maintenance export's local times", kind="timezone"),
     Setting("max_file_mb", "SHOPFLOOR_MAX_FILE_MB", "64", "biggest file read", kind="positive"),
     Setting("dbt_target", "SHOPFLOOR_DBT_TARGET", "local", "profiles.yml output"),
     Setting("dbt_memory", "SHOPFLOOR_DBT_MEMORY", "auto",
@@ -186,6 +190,11 @@ def _check_kind(setting: Setting, value: str, source: str) -> None:
             problem = "is not a whole number of 1 or more"
     elif setting.kind == "memory" and value != "auto" and not _MEMORY.match(value):
         problem = "is not `auto` or an amount of memory such as 4GB or 512MiB"
+    elif setting.kind == "timezone":
+        try:
+            ZoneInfo(value)
+        except (ValueError, ZoneInfoNotFoundError):
+            problem = "is not an IANA time zone name such as Europe/Lisbon"
     if problem:
         shown = "****" if setting.secret else repr(value)
         raise SettingsError(f"setting {setting.name} = {shown} ({source}) {problem}")

@@ -241,7 +241,7 @@ def test_file_level_export_problems_keep_the_previous_snapshot() -> None:
         (header.replace(b";technician", b""), "lacks column(s) technician"),
         (b"\x00\xff\xfe garbage", "lacks column"),
     ]:
-        table, parsed = parse_maintenance_log(data, key)
+        table, parsed = parse_maintenance_log(data, key, "America/Sao_Paulo")
         assert parsed.rejected_whole and reason in parsed.rejects[0]["reason"], (data, parsed)
         assert table.num_rows == 0
     for name, data in [
@@ -361,7 +361,9 @@ def test_export_edge_cases() -> None:
     good = b";HX-1;04/05/2026 08:00;04/05/2026 08:30;04/05/2026 10:00;preventive;all;;Ana;"
     lines = [b"OS-1" + good + b'"a quote never closed']
     lines += [b"OS-%d" % k + good + b"ok" for k in range(2, 9)]
-    table, parsed = parse_maintenance_log(header + b"\n".join(lines) + b"\n", b"k")
+    table, parsed = parse_maintenance_log(
+        header + b"\n".join(lines) + b"\n", b"k", "America/Sao_Paulo"
+    )
     assert table["work_order"].to_pylist() == [f"OS-{k}" for k in range(2, 9)]
     assert [r["line_number"] for r in parsed.rejects] == [2]
     # every line of a registry rejected: the export is rejected whole, the old one stays

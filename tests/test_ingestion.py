@@ -572,3 +572,34 @@ def test_a_first_delivery_of_only_quarantined_files_does_not_block_later_ones(
     assert second.status == "succeeded", second.error
     assert second.files_loaded == 5 and second.rows_loaded == 5 * 6
     assert query(data, "select count(*) from raw.telemetry_readings") == [(30,)]
+
+
+def test_the_maintenance_log_is_read_in_the_plants_time_zone(tmp_path: Path) -> None:
+    """The export's local times are read in the setting plant_timezone; a plant that
+    corrects the setting gets the unchanged export read again in the new zone."""
+    from datetime import timedelta
+
+    from tests.landing import utc, write_maintenance
+
+    landing, data = tmp_path / "landing", tmp_path / "data"
+    failed = utc(2026, 5, 4, 14)  # written as 11:00 plant time (UTC-3)
+    write_maintenance(
+        landing, [("OS-1", "PRENSA-1", failed, failed + timedelta(hours=2), "corrective")]
+    )
+
+    def started_at(zone: str) -> list[tuple[Any, ...]]:
+        summary = run_ingest(
+            IngestConfig(landing=str(landing), data_dir=str(data), plant_timezone=zone)
+        )
+        assert summary.status == "succeeded", summary.error
+        return query(
+            data,
+            "select started_at from raw.maintenance_log"
+            " where ingested_at = (select max(ingested_at) from raw.maintenance_log)",
+        )
+
+    assert started_at("America/Sao_Paulo") == [(failed,)]
+    # Lisbon in May is UTC+1: 11:00 there is 10:00 UTC
+    assert started_at("Europe/Lisbon") == [(utc(2026, 5, 4, 10),)]
+    snapshots = query(data, "select count(distinct ingested_at) from raw.maintenance_log")
+    assert snapshots == [(2,)]

@@ -189,6 +189,7 @@ def test_a_failing_catalog_copy_does_not_hide_the_commands_own_error(
         ("max_file_mb", "0", "not a number above 0"),
         ("build_batch_readings", "1.5", "not a whole number"),
         ("dbt_memory", "lots", "amount of memory"),
+        ("plant_timezone", "Mars/Olympus_Mons", "IANA time zone"),
     ],
 )
 def test_a_bad_value_is_refused_by_config_and_before_anything_is_written(
