@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import types
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import pyarrow as pa
@@ -23,6 +23,8 @@ import pyarrow.compute as pc
 from ingestion.listing import SkippedPath, file_hour
 from ingestion.parsing import FileResult
 from ingestion.quarantine import quarantine
+
+_HOUR = pa.scalar(timedelta(hours=1), pa.duration("us"))
 
 
 @dataclass(kw_only=True)
@@ -168,7 +170,16 @@ def _loaded(outcome: FileOutcome, result: FileResult, machine: str) -> ParsedFil
     ]
     header, times = parsed.header, readings["reading_at"]
     outcome.status = "partial" if parsed.truncated else "loaded"
-    outcome.reason = "truncated upload: last line incomplete" if parsed.truncated else None
+    notes = ["truncated upload: last line incomplete"] if parsed.truncated else []
+    notes += header.notes
+    if n and outcome.file_hour_at is not None:
+        hour = pa.scalar(outcome.file_hour_at, times.type)
+        outside = pc.sum(
+            pc.or_(pc.less(times, hour), pc.greater_equal(times, pc.add(hour, _HOUR)))
+        ).as_py()
+        if outside:
+            notes.append(f"{outside} reading(s) outside the file's hour (machine clock off)")
+    outcome.reason = "; ".join(notes) or None
     outcome.machine_id = machine
     outcome.rows_read, outcome.rows_loaded = parsed.rows_read, n
     outcome.rows_rejected = parsed.rows_rejected

@@ -15,6 +15,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pyarrow as pa
@@ -44,6 +45,7 @@ class Header:
     keys: dict[str, str]
     columns: list[str]
     lines: int  # header block + header row
+    notes: list[str] = field(default_factory=list)  # quirks read past, kept as the reason
 
     @property
     def sensors(self) -> list[str]:
@@ -105,11 +107,14 @@ def parse_header(data: bytes) -> tuple[Header, str]:
     if b"\r" in data[:HEADER_SCAN_BYTES] and b"\n" not in data[:HEADER_SCAN_BYTES]:
         raise QuarantineError("lines end in CR only (old Mac export): expected LF or CRLF")
     keys: dict[str, str] = {}
+    notes: list[str] = []
     lines = text.split("\n")
     i = 0
     while i < len(lines) and lines[i].startswith("#"):
         key, sep, value = lines[i][1:].partition(":")
         if sep:
+            if key.strip() in keys and keys[key.strip()] != value.strip():
+                notes.append(f"header key {key.strip()!r} given twice: the last value is used")
             keys[key.strip()] = value.strip()
         i += 1
     if i == 0:
@@ -140,13 +145,25 @@ def parse_header(data: bytes) -> tuple[Header, str]:
     repeated = sorted({c for c in columns if columns.count(c) > 1})
     if repeated:
         raise QuarantineError(f"repeated column name(s) in header row: {', '.join(repeated[:3])}")
-    try:
-        interval = int(keys["sample_interval_s"])
-    except ValueError:
-        interval = 0
+    written = keys["sample_interval_s"]
+    # ASCII digits only: Python's int() also reads other scripts' digits ('３６００')
+    interval = int(written) if written.isascii() and written.isdigit() else 0
     if not 1 <= interval <= 3600:
-        raise QuarantineError(f"sample_interval_s {keys['sample_interval_s']!r} not in 1..3600")
-    return Header(keys, columns, i + 1), encoding
+        raise QuarantineError(f"sample_interval_s {written!r} not in 1..3600")
+    zone = keys.get("timezone", "")
+    if zone and not _known_zone(zone):
+        notes.append(
+            f"header timezone {zone!r} is not an IANA name: times are read from their offsets"
+        )
+    return Header(keys, columns, i + 1, notes), encoding
+
+
+def _known_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ValueError, ZoneInfoNotFoundError):
+        return False
+    return True
 
 
 def _repair_utf8_lines(body: bytes) -> tuple[bytes, set[int]]:
@@ -300,6 +317,18 @@ def _convert_numeric(table: pa.Table, sensors: list[str]) -> pa.Table:
     return table.append_column("__bad__", reasons)
 
 
+def _repeated(times: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """True for a reading whose time an earlier line of the file already has (a re-sent
+    row, or a clock set back): of one machine's readings at one instant the first line is
+    kept (docs/machine-files.md)."""
+    values = pc.fill_null(pc.cast(times, pa.int64()), np.iinfo(np.int64).min)
+    array = values.to_numpy()
+    repeated = np.ones(len(array), dtype=bool)
+    repeated[np.unique(array, return_index=True)[1]] = False
+    repeated[array == np.iinfo(np.int64).min] = False  # no time: another check's reason
+    return pa.array(repeated)
+
+
 def _all_finite(columns: list[pa.ChunkedArray]) -> bool:
     """True when every non-empty value is a finite number (an empty cell is NULL: fine)."""
     chunks = [chunk for column in columns for chunk in column.chunks]
@@ -346,6 +375,10 @@ def _finish(
         ),
         (pc.greater(pc.abs(offset_min), 14 * 60), "UTC offset beyond ±14:00"),
         (pc.invert(pc.is_in(table["status"], pa.array(STATUSES))), "unknown status"),
+        (
+            _repeated(reading_at),
+            "repeated timestamp: an earlier line of the file has the same time (kept)",
+        ),
     ]
     # "NaN", "inf" or a 400-digit number parse as floats; the usual case, every sensor
     # finite, is one NumPy check of all of them

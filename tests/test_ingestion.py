@@ -603,3 +603,64 @@ def test_the_maintenance_log_is_read_in_the_plants_time_zone(tmp_path: Path) -> 
     assert started_at("Europe/Lisbon") == [(utc(2026, 5, 4, 10),)]
     snapshots = query(data, "select count(distinct ingested_at) from raw.maintenance_log")
     assert snapshots == [(2,)]
+
+
+def test_repeated_timestamps_and_header_quirks_are_recorded_with_a_reason(
+    tmp_path: Path,
+) -> None:
+    """Hand-made files: a controller that re-sent two rows keeps one reading per time
+    (the first line) and rejects the repeats; a repeated header key, an unknown time
+    zone name and readings outside the file's hour are kept but named in the file's
+    reason; a sample interval in other digits than ASCII is quarantined."""
+    from tests.landing import HandMachine, render, telemetry_rel, utc
+
+    landing, data = tmp_path / "landing", tmp_path / "data"
+    machine = HandMachine("PRENSA-1", "HIDRAULICA-40T", {"pressao_oleo_bar": 180.0}, 600)
+
+    def write(hour: int, edit: Any) -> str:
+        at = utc(2026, 5, 4, hour)
+        lines = render(machine, at).decode().splitlines()
+        head = [line for line in lines if line.startswith("#")] + [lines[len(lines) - 7]]
+        path = landing / telemetry_rel(machine.machine_id, at)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(edit(head[:-1], head[-1:], lines[-6:])) + "\n")
+        delivered = utc(2026, 5, 4, hour + 2).timestamp()  # a finished upload
+        os.utime(path, (delivered, delivered))
+        return path.relative_to(landing).as_posix()
+
+    resent = write(1, lambda keys, row, body: keys + row + body + body[1:3])
+    quirky = write(
+        2,
+        lambda keys, row, body: (
+            [k.replace("America/Sao_Paulo", "Brasilia/Time") for k in keys]
+            + ["# model: HIDRAULICA-40T-B"]
+            + row
+            + body[:-1]
+            + [body[-1].replace("T23:50", "T23:59").replace("03T", "04T")]
+        ),  # an hour later
+    )
+    digits = write(
+        3,
+        lambda keys, row, body: (
+            [k.replace("sample_interval_s: 600", "sample_interval_s: ６００") for k in keys]
+            + row
+            + body
+        ),
+    )
+    ingest(landing, data)
+    files = dict(
+        (path, (status, reason, loaded, rejected))
+        for path, status, reason, loaded, rejected in query(
+            data,
+            "select relative_path, status, reason, rows_loaded, rows_rejected"
+            " from raw.landing_files",
+        )
+    )
+    assert files[resent][0] == "loaded" and files[resent][2:] == (6, 2), files[resent]
+    repeats = query(data, "select reason from raw.telemetry_rejects")
+    assert [r[0].startswith("repeated timestamp") for r in repeats] == [True, True]
+    status, reason, *_ = files[quirky]
+    assert status == "loaded", files[quirky]
+    assert "'model' given twice" in reason and "'Brasilia/Time' is not an IANA name" in reason
+    assert "1 reading(s) outside the file's hour" in reason
+    assert files[digits][0] == "quarantined" and "sample_interval_s" in files[digits][1]
