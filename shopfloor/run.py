@@ -439,7 +439,9 @@ def publish(
     """Publish the marts to every serving target configured; what the Parquet one did."""
     from shopfloor.serving import publish as publish_parquet
 
-    result = publish_parquet(con, settings.serving_dir)
+    result = publish_parquet(
+        con, settings.serving_dir, relative=settings.bi_catalog_paths == "relative"
+    )
     if settings.bi_postgres_url:
         from shopfloor.serving_pg import publish_postgres
 

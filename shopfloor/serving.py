@@ -142,9 +142,15 @@ def _protocols(fs: Any) -> tuple[str, ...]:
     return (protocol,) if isinstance(protocol, str) else tuple(protocol)
 
 
-def publish(con: duckdb.DuckDBPyConnection, root: str | Path) -> PublishResult:
+def publish(
+    con: duckdb.DuckDBPyConnection, root: str | Path, relative: bool = False
+) -> PublishResult:
     """Publish every mart of the warehouse `con` to the serving folder `root` (a folder,
-    or a URL the session `con` can write, such as the lakehouse's s3://…)."""
+    or a URL the session `con` can write, such as the lakehouse's s3://…).
+
+    `relative`: the catalog's views name their files relative to the serving folder, so
+    that it can be moved or mounted elsewhere (a BI tool in a container); a reader then
+    sets DuckDB's `file_search_path` to where it sees the folder (docs/operations.md)."""
     started = time.perf_counter()
     store = _Store.at(root)
     store.rm("staging")  # what a crashed publish left
@@ -186,7 +192,8 @@ def publish(con: duckdb.DuckDBPyConnection, root: str | Path) -> PublishResult:
     entries = [(version, int(time.time() * 1e6)), *published]
     kept = _retained(entries)
     store.write("".join(f"{v} {us}\n" for v, us in kept), "CURRENT")
-    rewritten = _write_catalog(con, store, marts)  # its views read CURRENT: written after it
+    # its views read CURRENT: written after it
+    rewritten = _write_catalog(con, store, marts, relative and store.local)
     _prune(store, {v for v, _ in kept})
     return PublishResult(
         version=version,
@@ -229,9 +236,13 @@ def catalog_url(root: str | Path) -> str | None:
 
 def open_catalog(url: str) -> duckdb.DuckDBPyConnection:
     """A read-only session on the catalog of views at `url`: a local file, or an object on
-    S3 read with DuckDB's httpfs and the AWS chain's credentials (what a BI tool does)."""
+    S3 read with DuckDB's httpfs and the AWS chain's credentials (what a BI tool does).
+    A local catalog's relative views find their files in its folder."""
     if "://" not in url:
-        return duckdb.connect(url, read_only=True)
+        con = duckdb.connect(url, read_only=True)
+        folder = str(Path(url).resolve().parent).replace("'", "''")
+        con.execute(f"set file_search_path = '{folder}'")
+        return con
     from shopfloor.warehouse import install_extensions, s3_secret_sql
 
     con = duckdb.connect()
@@ -384,8 +395,8 @@ def _glob(root: str, mart: str, columns: list[str]) -> str:
 def view_sql(root: str | Path, mart: str, columns: list[str], catalog: str = "") -> str:
     # the version is chosen when the query runs (DuckDB then skips the other versions'
     # files): the newest one published before the query started, the same for every
-    # mart the query reads
-    url = _Store.at(root).url
+    # mart the query reads. Root "." names the files relative to the serving folder.
+    url = "." if str(root) == "." else _Store.at(root).url
     pointer = (
         f"select version from read_csv('{url}/CURRENT', delim = ' ', header = false,"
         " auto_detect = false, columns = {'version': 'varchar', 'switch_us': 'bigint'})"
@@ -401,14 +412,19 @@ def view_sql(root: str | Path, mart: str, columns: list[str], catalog: str = "")
 
 
 def _write_catalog(
-    con: duckdb.DuckDBPyConnection, store: _Store, marts: dict[str, PublishedMart]
+    con: duckdb.DuckDBPyConnection,
+    store: _Store,
+    marts: dict[str, PublishedMart],
+    relative: bool = False,
 ) -> bool:
     """Rewrite the catalog when the marts, their columns or the folder's place changed.
 
     The views are made in the publishing session (which can read the store, with no
-    secret stored in the catalog), in a new local file that then replaces the catalog."""
+    secret stored in the catalog), in a new local file that then replaces the catalog.
+    Relative views are bound with the folder as DuckDB's file_search_path."""
+    root = "." if relative else store.url
     shape = {
-        "root": store.url,
+        "root": root,
         "views": VIEW_FORMAT,
         "marts": {m: v["columns"] for m, v in marts.items()},
     }
@@ -419,13 +435,15 @@ def _write_catalog(
         local = store.p(CATALOG + ".tmp") if store.local else str(Path(tmp) / CATALOG)
         Path(local).unlink(missing_ok=True)
         con.execute(f"attach '{local}' as shopfloor_bi_catalog")
+        search_path = con.sql("select current_setting('file_search_path')").fetchone()
         try:
+            if relative:
+                con.execute(f"set file_search_path = '{store.url}'")
             con.execute(f"create schema shopfloor_bi_catalog.{SCHEMA}")
             for mart, columns in marts.items():
-                con.execute(
-                    view_sql(store.url, mart, list(columns["columns"]), "shopfloor_bi_catalog")
-                )
+                con.execute(view_sql(root, mart, list(columns["columns"]), "shopfloor_bi_catalog"))
         finally:
+            con.execute(f"set file_search_path = '{search_path[0] if search_path else ''}'")
             con.execute("detach shopfloor_bi_catalog")
         if store.local:
             os.replace(local, store.p(CATALOG))

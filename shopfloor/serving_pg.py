@@ -285,13 +285,30 @@ def _comments(
 
 def _bi_role(pg: psycopg.Connection[Any], role: str, password: str) -> None:
     """Create or check the read-only role: select on the marts, nothing more."""
-    exists = pg.execute("select 1 from pg_roles where rolname = %s", [role]).fetchone()
+    found = pg.execute(
+        "select rolsuper, rolcreatedb, rolcreaterole, rolinherit, rolcanlogin"
+        " from pg_roles where rolname = %s",
+        [role],
+    ).fetchone()
     ident = sql.Identifier(role)
-    if not exists:
-        pg.execute(sql.SQL("create role {} login").format(ident))
-    pg.execute(
-        sql.SQL("alter role {} login nosuperuser nocreatedb nocreaterole noinherit").format(ident)
-    )
+    if found is None:
+        pg.execute(sql.SQL("create role {} login noinherit").format(ident))
+    elif found[0]:
+        raise ValueError(f"role {role} is a superuser: BI needs a role that can only read")
+    else:
+        # only what differs: the owner a DBA hands out (CREATEROLE, no superuser) may not
+        # even name the superuser attribute
+        wrong = [
+            attribute
+            for attribute, is_set in zip(
+                ("nocreatedb", "nocreaterole", "noinherit", "login"),
+                (found[1], found[2], found[3], not found[4]),
+                strict=True,
+            )
+            if is_set
+        ]
+        if wrong:
+            pg.execute(sql.SQL("alter role {} " + " ".join(wrong)).format(ident))
     if password:
         pg.execute(sql.SQL("alter role {} password {}").format(ident, sql.Literal(password)))
     schema = sql.Identifier(SCHEMA)

@@ -29,7 +29,7 @@ class Setting:
     default: str
     help: str
     secret: bool = False
-    # what resolve() checks: text, number (>= 0), positive, count, memory, timezone
+    # what resolve() checks: text, number (>= 0), positive, count, memory, timezone, paths
     kind: str = "text"
 
 
@@ -48,6 +48,9 @@ SETTINGS = (
             "(<lakehouse>/serving on a lake)"),
     Setting("bi_postgres_url", "SHOPFLOOR_BI_POSTGRES_URL", "",
             "also publish the marts to this PostgreSQL database", secret=True),
+    Setting("bi_catalog_paths", "SHOPFLOOR_BI_CATALOG_PATHS", "absolute",
+            "how bi.duckdb's views name their files: absolute, or relative to the serving "
+            "folder (moved, or mounted elsewhere by BI: set file_search_path)", kind="paths"),
     Setting("bi_role", "SHOPFLOOR_BI_ROLE", "shopfloor_bi", "the read-only Postgres role for BI"),
     Setting("bi_role_password", "SHOPFLOOR_BI_ROLE_PASSWORD", "",
             "its password (set when given)", secret=True),
@@ -190,6 +193,8 @@ def _check_kind(setting: Setting, value: str, source: str) -> None:
             problem = "is not a whole number of 1 or more"
     elif setting.kind == "memory" and value != "auto" and not _MEMORY.match(value):
         problem = "is not `auto` or an amount of memory such as 4GB or 512MiB"
+    elif setting.kind == "paths" and value not in ("absolute", "relative"):
+        problem = "is neither absolute nor relative"
     elif setting.kind == "timezone":
         try:
             ZoneInfo(value)

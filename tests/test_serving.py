@@ -300,3 +300,31 @@ def test_a_copied_data_folder_publishes_and_reads_its_own_files(
         expected = con.sql("select count(*) from marts.fct_machine_hours").fetchone()
     assert sqls and all(str(copy) in q for q in sqls)
     assert rows is not None and rows[0] > 0 and rows == expected
+
+
+def test_publish_works_for_the_owner_a_dba_hands_out(plant: Path, postgres: str) -> None:
+    """The database's owner is a role with CREATEROLE and no superuser (what a DBA hands
+    out): it publishes, creates the read-only role, and that role reads the marts only."""
+    import psycopg
+
+    from shopfloor.serving_pg import publish_postgres
+
+    with psycopg.connect(postgres, autocommit=True) as admin:
+        admin.execute("create role plant_owner login createrole")
+        admin.execute("create database plant_bi owner plant_owner")
+    owner = postgres.replace("postgres@", "plant_owner@", 1).rsplit("/", 1)[0] + "/plant_bi"
+    with duckdb.connect(str(plant / "data" / "warehouse.duckdb"), read_only=True) as con:
+        machines = con.sql("select count(*) from marts.dim_machines").fetchone()
+        for _ in range(2):  # creating the role, then finding it as it should be
+            publish_postgres(
+                con,
+                owner,
+                manifest=plant / "data" / "dbt_target" / "manifest.json",
+                role="plant_reader",
+                role_password="reader-secret",
+            )
+    reader = owner.replace("plant_owner@", "plant_reader@", 1)
+    with psycopg.connect(reader, autocommit=True) as bi:
+        assert bi.execute("select count(*) from marts.dim_machines").fetchone() == machines
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            bi.execute("delete from marts.dim_machines")

@@ -159,3 +159,26 @@ def test_a_mart_without_rows_is_published_with_its_columns(tmp_path: Path) -> No
         described = reader.sql("select column_name from (describe marts.fct_hours)")
         columns = [c for (c,) in described.fetchall()]
     assert columns == ["hour_at", "machine_id", "reading"]
+
+
+def test_a_relative_catalog_is_read_from_wherever_the_folder_is_mounted(tmp_path: Path) -> None:
+    """bi_catalog_paths = relative: the serving folder moved (as a BI container mounts it
+    at another path) still answers, with file_search_path set to where it now is; the
+    default, absolute catalog does not survive the move."""
+    con = warehouse()
+    for name, relative in (("relative", True), ("absolute", False)):
+        root = tmp_path / name / "serving"
+        serving.publish(con, root, relative=relative)
+        mounted = tmp_path / "elsewhere" / name
+        mounted.parent.mkdir(exist_ok=True)
+        root.rename(mounted)
+        reader = duckdb.connect(str(mounted / serving.CATALOG), read_only=True)
+        reader.execute(f"set file_search_path = '{mounted}'")
+        try:
+            rows = reader.sql("select count(*) from marts.fct_hours").fetchone()
+        except duckdb.IOException:
+            rows = None
+        assert rows == ((DAYS * 24,) if relative else None), name
+        with serving.open_catalog(str(mounted / serving.CATALOG)) as own:  # shopfloor's
+            if relative:
+                assert own.sql("select count(*) from marts.dim_state").fetchone() == (1,)
