@@ -42,6 +42,22 @@ _DLT_DEFAULTS = {
 }
 
 
+@dataclass(frozen=True)
+class Reprocess:
+    """Which quarantined files a run reads again, as if they were new."""
+
+    paths: frozenset[str] = frozenset()
+    reason: str = ""
+    every: bool = False
+
+    def wants(self, relative_path: str, reason: str | None) -> bool:
+        return (
+            self.every
+            or relative_path in self.paths
+            or bool(self.reason and self.reason.casefold() in (reason or "").casefold())
+        )
+
+
 @dataclass
 class IngestConfig:
     landing: str
@@ -55,6 +71,9 @@ class IngestConfig:
     pseudonym_key: str = ""  # empty: SHOPFLOOR_PSEUDONYM_KEY, else the key file
     policy: ListingPolicy = field(default_factory=ListingPolicy)  # the CLI's: from settings
     plant_timezone: str = PLANT_TIMEZONE  # the maintenance export's local times
+    # quarantined files to read again (`shopfloor reprocess`): their newest outcome is
+    # quarantined and their path is listed, or their reason contains this text, or all
+    reprocess: Reprocess | None = None
 
     def __post_init__(self) -> None:
         self.warehouse = self.warehouse or str(Path(self.data_dir) / "warehouse.duckdb")
@@ -156,11 +175,13 @@ def finish_pending(pipeline: dlt.Pipeline) -> None:
     pipeline.load()
 
 
-def known_files(pipeline: dlt.Pipeline) -> KnownFiles:
+def known_files(pipeline: dlt.Pipeline, reprocess: Reprocess | None = None) -> KnownFiles:
     """File versions already in the warehouse (empty on the first run).
 
     Without local state (a new machine, a deleted data folder) dlt takes the schema and
-    state from the destination first, so a lost cache never re-ingests history.
+    state from the destination first, so a lost cache never re-ingests history. A file
+    whose newest outcome is quarantined and that `reprocess` wants is left out: the run
+    reads it again and records a new outcome beside the old one (its history of reasons).
     """
     known = KnownFiles()
     if pipeline.default_schema_name is None:
@@ -172,14 +193,29 @@ def known_files(pipeline: dlt.Pipeline) -> KnownFiles:
         return known  # the first run
     rows = pipeline.dataset()(
         "select size_bytes, modified_at, content_sha256, relative_path,"
-        " status = 'quarantined' and file_hour_at is null as untrusted_name"
+        " status = 'quarantined' and file_hour_at is null as untrusted_name,"
+        " status, reason"
         " from landing_files order by ingested_at"
     ).fetchall()
-    for size, modified, digest, rel, untrusted_name in rows:
-        known.versions.add(KnownFiles.key(rel, size, modified))
+    newest: dict[tuple[str, int, str], tuple[str, str | None]] = {}
+    for size, modified, digest, rel, untrusted_name, status, reason in rows:
+        key = KnownFiles.key(rel, size, modified)
+        known.versions.add(key)
+        newest[key] = (status, reason)
         # content never read, or quarantined for its name: not a reason to call a file a copy
         if digest and not untrusted_name:
             known.hashes.setdefault(digest, rel)
+    if reprocess is not None:
+        again = {
+            key
+            for key, (status, reason) in newest.items()
+            if status == "quarantined" and reprocess.wants(key[0], reason)
+        }
+        paths = {key[0] for key in again}
+        return KnownFiles(
+            versions=known.versions - again,
+            hashes={d: rel for d, rel in known.hashes.items() if rel not in paths},
+        )
     return known
 
 
@@ -243,7 +279,7 @@ def _run_ingest(
     try:
         if pipeline.has_pending_data:  # a crashed run left a package: finish it first
             finish_pending(pipeline)
-        known = known_files(pipeline)
+        known = known_files(pipeline, cfg.reprocess)
         source = landing_source(
             cfg.landing,
             known=known,

@@ -664,3 +664,46 @@ def test_repeated_timestamps_and_header_quirks_are_recorded_with_a_reason(
     assert "'model' given twice" in reason and "'Brasilia/Time' is not an IANA name" in reason
     assert "1 reading(s) outside the file's hour" in reason
     assert files[digits][0] == "quarantined" and "sample_interval_s" in files[digits][1]
+
+
+def test_quarantined_files_are_read_again_on_request_keeping_their_history(
+    tmp_path: Path,
+) -> None:
+    """An archive older than max_past_days is quarantined; after the plant raises the
+    setting, `shopfloor reprocess --reason` loads it, every reading, and raw keeps both
+    outcomes; the staged file shows the newest."""
+    from tests.landing import HandMachine, hours_between, utc, write_hours
+
+    landing, data = tmp_path / "landing", tmp_path / "data"
+    machine = HandMachine("PRENSA-1", "HIDRAULICA-40T", {"pressao_oleo_bar": 180.0}, 600)
+    write_hours(landing, machine, hours_between(utc(2024, 5, 4, 0), utc(2024, 5, 4, 3)))
+    env = {**os.environ, "COLUMNS": "200", "SHOPFLOOR_PSEUDONYM_KEY": "k"}
+
+    def shopfloor(*args: str, **extra: str) -> str:
+        done = subprocess.run(
+            ["shopfloor", *args, "--data-dir", str(data), "--landing", str(landing)],
+            capture_output=True,
+            text=True,
+            env={**env, **extra},
+        )
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+        return done.stdout
+
+    shopfloor("ingest", SHOPFLOOR_MAX_PAST_DAYS="365")
+    assert query(data, "select distinct status from raw.landing_files") == [("quarantined",)]
+    again = shopfloor("ingest", SHOPFLOOR_MAX_PAST_DAYS="3650")
+    assert "files listed / new" in again and query(
+        data, "select count(*) from raw.telemetry_readings"
+    ) == [(0,)], "a quarantined file is not read again by itself"
+
+    out = shopfloor("reprocess", "--reason", "older than", SHOPFLOOR_MAX_PAST_DAYS="3650")
+    assert "3 of 3 quarantined file(s) to read again" in out
+    assert query(data, "select count(*) from raw.telemetry_readings") == [(18,)]
+    history = query(
+        data,
+        "select relative_path, list(status order by ingested_at) from raw.landing_files"
+        " group by all",
+    )
+    assert {tuple(statuses) for _, statuses in history} == {("quarantined", "loaded")}
+    nothing = shopfloor("reprocess", "--all")
+    assert "0 of 0 quarantined file(s)" in nothing

@@ -20,7 +20,9 @@ from shopfloor.cli._common import (
     LakehouseOption,
     LandingOption,
     _check_writable,
+    _connect,
     _settings,
+    _usage_error,
     _writes_warehouse,
     app,
     console,
@@ -191,6 +193,59 @@ def ingest(
     with _writes_warehouse(settings):
         cfg = replace(ingest_config(settings), workers=workers)
         summary = ingest_with_progress(cfg)
+        if summary.status != "succeeded":
+            raise typer.Exit(1)
+
+
+@app.command()
+def reprocess(
+    reason: Annotated[
+        str, typer.Option(help="Quarantined files whose reason contains this text.")
+    ] = "",
+    path: Annotated[
+        list[str] | None,
+        typer.Option(help="A quarantined file's path in the landing area (repeatable)."),
+    ] = None,
+    every: Annotated[bool, typer.Option("--all", help="Every quarantined file.")] = False,
+    landing: LandingOption = "",
+    data_dir: DataDirOption = "",
+    lakehouse: LakehouseOption = "",
+) -> None:
+    """Read quarantined files again: after a setting that quarantined them changed (an
+    archive older than max_past_days), or after the file was fixed in place.
+
+    Each file gets a new outcome beside the old one (raw.landing_files keeps every
+    reason); the marts take the newest at the next build. Files that fail again stay
+    quarantined with their new reason."""
+    from dataclasses import replace
+
+    from ingestion.pipeline import Reprocess
+    from shopfloor.run import ingest_config
+
+    if not (reason or path or every):
+        _usage_error("say which quarantined files to read again: --reason, --path or --all")
+    settings = _settings(landing=landing, data_dir=data_dir, lakehouse=lakehouse)
+    _check_writable(settings)
+    wanted = Reprocess(paths=frozenset(path or []), reason=reason, every=every)
+    with _connect(settings) as con:
+        quarantined = con.sql(
+            "select relative_path, reason from raw.landing_files"
+            " qualify row_number() over (partition by relative_path, size_bytes, modified_at"
+            " order by ingested_at desc) = 1 and status = 'quarantined'"
+        ).fetchall()
+    chosen = [(rel, why) for rel, why in quarantined if wanted.wants(rel, why)]
+    console.print(
+        f"{len(chosen):,} of {len(quarantined):,} quarantined file(s) to read again",
+        highlight=False,
+    )
+    for rel, why in chosen[:10]:
+        console.print(f"  {rel}: {why}", highlight=False, soft_wrap=True)
+    if len(chosen) > 10:
+        console.print(f"  ... and {len(chosen) - 10:,} more", highlight=False)
+    if not chosen:
+        return
+    with _writes_warehouse(settings):
+        summary = ingest_with_progress(replace(ingest_config(settings), reprocess=wanted))
         if summary.status != "succeeded":
             raise typer.Exit(1)
 

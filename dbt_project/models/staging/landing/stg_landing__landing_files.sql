@@ -30,12 +30,14 @@ source as (
 
 deduplicated as (
 
-    -- one outcome per file version (a resumed load can write it twice)
+    -- one outcome per file version, the newest: a resumed load can write it twice, and
+    -- a quarantined file read again (`shopfloor reprocess`) gets a new one; raw keeps
+    -- every outcome, the history of its reasons
     select *
     from source
     qualify row_number() over (
-        partition by relative_path, size_bytes, modified_at, content_sha256
-        order by ingested_at
+        partition by relative_path, size_bytes, modified_at
+        order by ingested_at desc
     ) = 1
 
 ),
