@@ -10,6 +10,7 @@
 {%- set sensors = sensor_columns(ref('int_readings_deduplicated')) %}
 {%- set since = checked_since() %}
 {%- set scope = none %}
+{%- set start = "'-infinity'::timestamptz" %}
 {%- if since %}
     {%- set scope = "select distinct machine_id, file_hour_at from "
         ~ ref('stg_landing__landing_files')

@@ -35,6 +35,17 @@
 {% endmacro %}
 
 
+{# `and <column> in the window`, or nothing outside a batched build #}
+{% macro build_window_hours(window, column) %}
+    {%- if window -%}
+        {{- return(
+            'and ' ~ column ~ ' >= ' ~ window.start ~ ' and ' ~ column ~ ' < ' ~ window.end
+        ) -}}
+    {%- endif -%}
+    {{- return('') -}}
+{% endmacro %}
+
+
 {#
     Pre-hook of a batched model: a window is rebuilt whole, so its rows go first
     (whatever hours and sensors it had before). Outside a batch, the model's own

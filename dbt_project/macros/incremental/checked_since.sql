@@ -10,3 +10,19 @@
     {%- set since = env_var('SHOPFLOOR_TEST_SINCE', '') -%}
     {{ return("'" ~ since ~ "'::timestamptz" if since else none) }}
 {% endmacro %}
+
+
+{#
+    For a check on `model`: only the rows whose `recent_key` came with a load since the
+    last checks passed (`where ...`), or nothing when everything is checked.
+#}
+{% macro recent_only(model, recent_key) %}
+    {%- set since = checked_since() -%}
+    {%- if recent_key and since -%}
+        {{- return(
+            'where ' ~ recent_key ~ ' in (select recent.' ~ recent_key ~ ' from ' ~ model
+            ~ ' as recent where recent.ingested_at >= ' ~ since ~ ')'
+        ) -}}
+    {%- endif -%}
+    {{- return('') -}}
+{% endmacro %}

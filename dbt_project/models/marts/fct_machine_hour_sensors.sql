@@ -57,11 +57,7 @@ hour_ingestions as (
         file_hour_at as hour_at,
         max(ingested_at) as source_ingested_at
     from {{ ref('stg_landing__landing_files') }}
-    where
-        machine_id is not null
-        {% if window %}
-            and file_hour_at >= {{ window.start }} and file_hour_at < {{ window.end }}
-        {% endif %}
+    where machine_id is not null {{ build_window_hours(window, 'file_hour_at') }}
     group by machine_id, file_hour_at
 
 ),

@@ -7,19 +7,11 @@
     come with a new load, and the check costs the same on a year of history as on a day.
 #}
 {% test unique_combination(model, columns, recent_key=none) %}
-{%- set since = checked_since() %}
 
 select
     {{ columns | join(', ') }},
     count(*) as occurrences
-from {{ model }}
-{% if recent_key and since %}
-    where {{ recent_key }} in (
-        select recent.{{ recent_key }}
-        from {{ model }} as recent
-        where recent.ingested_at >= {{ since }}
-    )
-{% endif %}
+from {{ model }} {{ recent_only(model, recent_key) }}
 group by {{ columns | join(', ') }}
 having count(*) > 1
 
