@@ -133,3 +133,40 @@ def hours_between(start: datetime, end: datetime) -> list[datetime]:
 
 def utc(year: int, month: int, day: int, hour: int = 0) -> datetime:
     return datetime(year, month, day, hour, tzinfo=UTC)
+
+
+def write_series(
+    landing: Path,
+    machine: HandMachine,
+    sensor: str,
+    rows: list[tuple[datetime, str]],
+) -> list[str]:
+    """Hour files of one sensor's published series, by the contract: each row in the file
+    of its timestamp's UTC hour, in the series' own order (a clock that stepped back puts
+    repeated times in one file), the value's text kept as published (decimal comma).
+    Times are UTC, written with a +00:00 offset. Returns the files' relative paths."""
+    hours: dict[datetime, list[tuple[datetime, str]]] = {}
+    for at, value in rows:
+        hours.setdefault(at.replace(minute=0, second=0, microsecond=0), []).append((at, value))
+    written = []
+    for hour, lines in hours.items():
+        text = [
+            "# shopfloor machine export v1",
+            f"# machine_id: {machine.machine_id}",
+            f"# model: {machine.model}",
+            f"# firmware: {machine.firmware}",
+            "# plant: published data",
+            "# timezone: UTC",
+            f"# start_time: {hour:%Y-%m-%dT%H:%M:%S}+00:00",
+            f"# sample_interval_s: {machine.sample_interval_s}",
+            f"timestamp;status;{sensor}",
+            *(f"{at:%Y-%m-%dT%H:%M:%S}+00:00;RUN;{value.replace('.', ',')}" for at, value in lines),
+        ]
+        rel = telemetry_rel(machine.machine_id, hour)
+        path = landing / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(text) + "\n")
+        delivered = (hour + timedelta(hours=1, minutes=1)).timestamp()  # a finished upload
+        os.utime(path, (delivered, delivered))
+        written.append(rel)
+    return written
