@@ -94,26 +94,21 @@ def _built_days(output: str) -> list[str]:
     return [m.group(3) for m in _BUILT.finditer(output)]
 
 
-def test_a_killed_first_build_continues_with_the_next_batch(ingested: Path, tmp_path: Path) -> None:
+def test_a_killed_build_and_a_killed_full_refresh_continue_with_the_next_batch(
+    ingested: Path, tmp_path: Path
+) -> None:
     data = _copy(ingested, tmp_path / "data")
+    # the first build after ingest, killed inside its third window
     killed = "".join(_kill_after(_build(data, "--exclude", "resource_type:unit_test"), 2))
     total = int(_BUILT.search(killed).group(2))  # type: ignore[union-attr]
     assert total >= DAYS, killed  # a window a day (plus the plant-time spill-over)
     done = _built_days(killed)
-
     resumed = _finish(_build(data, "--exclude", "resource_type:unit_test"))
     assert f"in {total - 2} batches of whole days" in resumed, resumed[-3000:]
     again = _built_days(resumed)
     assert len(again) == total - 2 and not set(again) & set(done), (done, again)
 
-    differ = marts_differ_from_full_refresh(data, tmp_path)
-    assert differ and not any(differ.values()), differ
-
-
-def test_a_killed_full_refresh_continues_where_it_stopped(ingested: Path, tmp_path: Path) -> None:
-    data = _copy(ingested, tmp_path / "data")
-    _finish(_build(data, "--exclude", "resource_type:unit_test"))
-
+    # a full refresh, killed inside its second window: started again, it goes on
     killed = "".join(_kill_after(_build(data, "--full-refresh"), 1))
     total = int(_BUILT.search(killed).group(2))  # type: ignore[union-attr]
     resumed = _finish(_build(data, "--full-refresh"))
@@ -121,6 +116,7 @@ def test_a_killed_full_refresh_continues_where_it_stopped(ingested: Path, tmp_pa
     assert len(_built_days(resumed)) == total - 1, resumed[-3000:]
     assert not (data / "dbt_target" / "full_refresh_in_windows").exists()
 
+    # the marts an uninterrupted build makes (in one go: the default batch budget)
     differ = marts_differ_from_full_refresh(data, tmp_path)
     assert differ and not any(differ.values()), differ
 
