@@ -1,0 +1,84 @@
+"""The lake's bytes on real published values: raw readings against `zstd -19` of the text.
+
+NAB's machine temperature excerpt (tests/data/real/, MIT: 34 days, one reading every 5
+minutes, values with up to 17 significant digits) is written as the plant's hour files
+(tests/landing.py), ingested into a lakehouse in a local folder (DuckLake, the options
+shopfloor sets), and the Parquet files of `raw.telemetry_readings` are measured against
+the hour files' text compressed by `zstd -19` (the reference, measured in the same run).
+Per column, the compressed bytes Parquet reports, to show where the bytes go.
+
+    uv run python bench/bench_real_compression.py [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.landing import write_registry, write_series  # noqa: E402
+from tests.test_real_data import MACHINE, SENSOR, nab_rows  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keep", type=Path, help="work here and keep it")
+    args = parser.parse_args()
+    root = args.keep or Path(tempfile.mkdtemp(prefix="bench_real_compression_"))
+    shutil.rmtree(root, ignore_errors=True)
+    landing = root / "landing"
+    write_registry(landing, [MACHINE], sensor_range=2.0)
+    files = write_series(landing, MACHINE, SENSOR, nab_rows())
+    text = root / "telemetry.txt"
+    with text.open("wb") as out:
+        for rel in sorted(files):
+            out.write((landing / rel).read_bytes())
+    subprocess.run(["zstd", "-19", "-q", "-f", str(text), "-o", str(text) + ".zst"], check=True)
+    reference = os.path.getsize(str(text) + ".zst")
+
+    env = {
+        **os.environ,
+        "SHOPFLOOR_PSEUDONYM_KEY": "bench",
+        "SHOPFLOOR_MAX_PAST_DAYS": str(365 * 20),  # the series is from 2014
+    }
+    subprocess.run(
+        [
+            "shopfloor", "ingest", "--landing", str(landing),
+            "--data-dir", str(root / "data"), "--lakehouse", str(root / "lake"),
+        ],
+        check=True, capture_output=True, env=env,
+    )  # fmt: skip
+    parquet = sorted((root / "lake" / "raw" / "telemetry_readings").rglob("*.parquet"))
+    lake = sum(p.stat().st_size for p in parquet)
+    columns: Counter[str] = Counter()
+    rows = 0
+    for path in parquet:
+        meta = pq.ParquetFile(path).metadata
+        rows += meta.num_rows
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            for c in range(group.num_columns):
+                column = group.column(c)
+                columns[column.path_in_schema] += column.total_compressed_size
+
+    print(f"== NAB machine temperature as {len(files):,} hour files, {rows:,} readings")
+    print(f"hour files, text          {text.stat().st_size:>10,} bytes")
+    print(f"zstd -19 of the text      {reference:>10,} bytes  (reference)")
+    print(f"lake raw readings         {lake:>10,} bytes  ({lake / reference:.2f}x the reference)")
+    print("| column | compressed bytes | bytes per reading |")
+    print("|---|---:|---:|")
+    for name, size in columns.most_common():
+        print(f"| {name} | {size:,} | {size / rows:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
