@@ -149,13 +149,50 @@ class Readiness:
             and min(self.other_hours_by_period) > 0
         )
 
+    def blockers(self) -> list[str]:
+        """What stops training, each with the data that would remove it (none: ready)."""
+        periods = ("train", "validation", "test")
+        out = []
+        if self.failure_hours < MIN_FAILURE_HOURS:
+            out.append(
+                f"{self.failure_hours} labelled hour(s) before a failure where training needs "
+                f"{MIN_FAILURE_HOURS}: more corrective work orders in the maintenance log, "
+                "with the machines' files of the hours before them"
+            )
+        split = any(self.other_hours_by_period) or any(self.failure_hours_by_period)
+        if self.labelled_hours and not split:
+            out.append(
+                "too few labelled hours to split into train, validation and test periods "
+                "in time: more days of history"
+            )
+            return out
+        no_failure = [
+            p for p, n in zip(periods, self.failure_hours_by_period, strict=True) if not n
+        ]
+        if no_failure and self.failure_hours >= MIN_FAILURE_HOURS:
+            out.append(
+                f"no hour before a failure in the {' and '.join(no_failure)} period(s) (the "
+                "labelled time is cut in order: 60 % train, 20 % validation, 20 % test): "
+                "a failure in each, which more history brings"
+            )
+        no_other = [p for p, n in zip(periods, self.other_hours_by_period, strict=True) if not n]
+        if no_other:
+            out.append(
+                f"no hour without a failure ahead in the {' and '.join(no_other)} period(s): "
+                "hours of normal running there (more history, or machines that did not fail)"
+            )
+        return out
+
     def describe(self) -> str:
         train, validation, test = self.failure_hours_by_period
-        return (
+        history = (
             f"{self.failures} failure(s) and {self.labelled_hours:,} labelled machine-hours so "
             f"far, {self.failure_hours} of them before a failure (train / validation / test "
-            f"periods: {train} / {validation} / {test}); training needs {MIN_FAILURE_HOURS} "
-            "such hours, with at least one in each period"
+            f"periods: {train} / {validation} / {test})"
+        )
+        blockers = self.blockers()
+        return (
+            f"{history}; what training still needs: {'; '.join(blockers)}" if blockers else history
         )
 
 
