@@ -62,7 +62,10 @@ def maintenance_log(landing_url: str, pseudonym_key: bytes, timezone: str) -> An
         """A snapshot of the work-order export, each time its content changes."""
         reading = f"timezone={timezone}"
         if (data := _changed(landing_url, MAINTENANCE_PATH, reading)) is None:
-            yield dlt.mark.materialize_table_schema()  # appends nothing
+            state = dlt.current.resource_state()
+            if not state.get("declared"):  # the table before the first export arrives
+                state["declared"] = True
+                yield dlt.mark.materialize_table_schema()  # appends nothing
             return
         table, parsed = parse_maintenance_log(data, pseudonym_key, timezone)
         if not parsed.rejected_whole:

@@ -114,6 +114,12 @@ def declared_table(table: str) -> Any:
         columns=APPENDED_TABLES[table],
     )
     def materialize() -> Iterator[Any]:
+        # once per warehouse: a run with nothing new then loads no job for it (on a
+        # lakehouse every job is a catalog connection and object writes)
+        state = dlt.current.resource_state()
+        if state.get("declared"):
+            return
+        state["declared"] = True
         if table in ARROW_TABLES:
             # declared as Arrow, like its loads: a table dlt creates from rows has a
             # NOT NULL `_dlt_id` that no later Arrow load fills (a first delivery of
