@@ -76,10 +76,6 @@ class PublishResult:
     catalog_rewritten: bool = False
 
 
-def serving_dir(data_dir: str | Path) -> Path:
-    return Path(data_dir) / "serving"
-
-
 @dataclass(frozen=True)
 class _Store:
     """The serving folder: a local folder (files staged, then renamed into place; unchanged

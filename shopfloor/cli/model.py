@@ -13,8 +13,6 @@ from shopfloor.settings import Settings, SettingsError
 if TYPE_CHECKING:
     from ml.model import ModelMetadata
 
-    pass
-
 from shopfloor.cli._common import (
     DataDirOption,
     LakehouseOption,

@@ -336,7 +336,3 @@ def demo(
         "  select machine_id, hour_at, completeness, is_clock_jump from marts.fct_machine_hours"
         " where is_missing_hour or is_clock_jump;"
     )
-
-
-if __name__ == "__main__":
-    app()

@@ -289,7 +289,8 @@ def ingest_with_progress(cfg: IngestConfig) -> IngestSummary:
 
         summary = run_ingest(cfg, on_file=done, on_listed=listed)
 
-    table = Table(title=f"Ingest run {summary.load_id or ''}", show_header=False)
+    when = summary.started_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    table = Table(title=f"Ingest run of {when}", show_header=False)
     table.add_row("files listed / new", f"{summary.files_listed:,} / {summary.files_new:,}")
     table.add_row("loaded", f"{summary.files_loaded:,}")
     table.add_row("partial (truncated)", f"{summary.files_partial:,}")
