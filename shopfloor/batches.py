@@ -64,6 +64,11 @@ class Plan:
     def readings(self) -> int:
         return sum(w.readings for w in self.windows)
 
+    @property
+    def refreshed_the_model(self) -> bool:
+        """The model was fully refreshed window by window: the ordinary build keeps it."""
+        return (self.full_refresh and bool(self.windows)) or self.resumed
+
 
 @dataclass(frozen=True)
 class _Day:
@@ -77,13 +82,7 @@ def _pending_days(con: duckdb.DuckDBPyConnection, rebuild_all: bool) -> list[_Da
     """Per UTC day, the raw readings of the machine-hours the model has yet to (re)build:
     those whose newest file (any outcome) is newer than what the model holds for them.
     An hour with no readable reading that the model never held has nothing to build."""
-    has_model = not rebuild_all and bool(
-        con.execute(
-            "select count(*) from information_schema.tables "
-            "where table_schema = 'marts' and table_name = ?",
-            [MODEL],
-        ).fetchone()[0]  # type: ignore[index]
-    )
+    has_model = not rebuild_all and _has_table(con, "marts", MODEL)
     built = (
         f"select machine_id, hour_at, max(source_ingested_at) as built_at from marts.{MODEL} "
         "group by all"
@@ -162,7 +161,7 @@ def plan(con: duckdb.DuckDBPyConnection, budget: int, full_refresh: bool, target
     total = sum(d.readings for d in days)
     fits = total <= budget
     if fits and (rebuild_all or all(d.newer_than_watermark for d in days)):
-        return Plan(full_refresh=full_refresh, resumed=resumed)
+        return Plan(resumed=resumed)  # a full refresh that fits is the ordinary build's
     return Plan(_windows(days, budget), full_refresh=rebuild_all, resumed=resumed)
 
 
@@ -222,19 +221,19 @@ def build_backlog(
 
     target = settings.data.resolve() / "dbt_target"
     if not exists(settings):
-        return Plan(full_refresh=full_refresh)
+        return Plan()
+    budget = int(settings.number("build_batch_readings"))
     with connect(settings) as con:
-        if not _has_raw(con):
-            return Plan(full_refresh=full_refresh)
-        todo = plan(con, int(settings.number("build_batch_readings")), full_refresh, target)
+        if not _has_table(con, "raw", "landing_files"):
+            return Plan()
+        todo = plan(con, budget, full_refresh, target)
     if not todo.windows:
         return todo
     if todo.resumed:
         on_step("a full refresh built in batches was interrupted: continuing where it stopped")
     on_step(
         f"building {MODEL} in {len(todo.windows)} batches of whole days "
-        f"({todo.readings:,} readings; build_batch_readings "
-        f"{int(settings.number('build_batch_readings')):,})"
+        f"({todo.readings:,} readings; build_batch_readings {budget:,})"
     )
     started = time.perf_counter()
     machine_days = 0
@@ -288,7 +287,7 @@ def build(
     from shopfloor.dbt import run_dbt
 
     done = build_backlog(settings, full_refresh, on_step) if batched else Plan()
-    keep = done.full_refresh or done.resumed
+    keep = done.refreshed_the_model
     env = (env or {}) | ({"SHOPFLOOR_BUILD_WINDOWS_DONE": "1"} if keep else {})
     result = run_dbt(["build", *args, *(["--full-refresh"] if full_refresh else [])], settings, env)
     if any(OUT_OF_MEMORY in m for m in _messages(result)):
@@ -298,10 +297,10 @@ def build(
     return result
 
 
-def _has_raw(con: duckdb.DuckDBPyConnection) -> bool:
+def _has_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
     found = con.execute(
-        "select count(*) from information_schema.tables "
-        "where table_schema = 'raw' and table_name = 'landing_files'"
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [schema, table],
     ).fetchone()
     return bool(found and found[0])
 

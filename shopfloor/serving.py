@@ -236,8 +236,7 @@ def open_catalog(url: str) -> duckdb.DuckDBPyConnection:
     A local catalog's relative views find their files in its folder."""
     if "://" not in url:
         con = duckdb.connect(url, read_only=True)
-        folder = str(Path(url).resolve().parent).replace("'", "''")
-        con.execute(f"set file_search_path = '{folder}'")
+        con.execute(f"set file_search_path = '{_quoted(str(Path(url).resolve().parent))}'")
         return con
     from shopfloor.warehouse import install_extensions, s3_secret_sql
 
@@ -251,6 +250,11 @@ def open_catalog(url: str) -> duckdb.DuckDBPyConnection:
         con.close()
         raise
     return con
+
+
+def _quoted(text: str) -> str:
+    """`text` inside a SQL string literal."""
+    return text.replace("'", "''")
 
 
 def version_number(version: str) -> int:
@@ -431,15 +435,18 @@ def _write_catalog(
         local = store.p(CATALOG + ".tmp") if store.local else str(Path(tmp) / CATALOG)
         Path(local).unlink(missing_ok=True)
         con.execute(f"attach '{local}' as shopfloor_bi_catalog")
-        search_path = con.sql("select current_setting('file_search_path')").fetchone()
+        found = con.sql("select current_setting('file_search_path')").fetchone()
+        search_path = found[0] if found else ""
         try:
             if relative:
-                con.execute(f"set file_search_path = '{store.url}'")
+                con.execute(f"set file_search_path = '{_quoted(store.url)}'")
             con.execute(f"create schema shopfloor_bi_catalog.{SCHEMA}")
             for mart, columns in marts.items():
                 con.execute(view_sql(root, mart, list(columns["columns"]), "shopfloor_bi_catalog"))
         finally:
-            con.execute(f"set file_search_path = '{search_path[0] if search_path else ''}'")
+            con.execute(
+                f"set file_search_path = '{_quoted(search_path[0] if search_path else '')}'"
+            )
             con.execute("detach shopfloor_bi_catalog")
         if store.local:
             os.replace(local, store.p(CATALOG))

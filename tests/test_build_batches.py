@@ -139,3 +139,23 @@ def test_out_of_memory_is_one_line_naming_the_settings(ingested: Path, tmp_path:
     assert "out of memory" in errors[0] and "SHOPFLOOR_BUILD_BATCH_READINGS" in errors[0]
     assert "SHOPFLOOR_DBT_MEMORY" in errors[0] and "4MB" in errors[0]
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_a_full_refresh_that_fits_one_batch_rebuilds_the_sensor_mart(
+    ingested: Path, tmp_path: Path
+) -> None:
+    """With no window to build, `--full-refresh` is the ordinary build's and rebuilds
+    fct_machine_hour_sensors like every other model (the mart is spoiled first)."""
+    import duckdb
+
+    data = _copy(ingested, tmp_path / "data")
+    args = ["build", "--data-dir", str(data), "--exclude", "resource_type:test"]
+    assert cli(*args).returncode == 0
+    with duckdb.connect(str(data / "warehouse.duckdb")) as con:
+        con.execute("update marts.fct_machine_hour_sensors set readings = -1")
+    refreshed = cli(*args, "--full-refresh")  # the default budget: one batch holds it all
+    assert refreshed.returncode == 0, refreshed.stdout[-3000:]
+    assert "batches of whole days" not in refreshed.stdout
+    with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
+        spoiled = con.sql("select count(*) from marts.fct_machine_hour_sensors where readings < 0")
+        assert spoiled.fetchone() == (0,)
