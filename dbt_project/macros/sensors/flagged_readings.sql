@@ -8,7 +8,8 @@
     filter reaches the raw scan (`where_sql`, applied to the staged wide readings).
 
     Work is done on the wide readings and on small per-hour tables; nothing sorts long rows:
-      - spike: robust z-score above var('spike_robust_z') (macro spike_bounds);
+      - spike: an isolated reading, far from both neighbours in its file (macro
+        spike_margins);
       - stuck: part of a run of at least var('stuck_min_samples') identical non-zero
         consecutive readings that the sensor's repeats in the rest of its file do not
         make likely (macro stuck_readings);
@@ -26,7 +27,7 @@
 
 {{ out_of_range_ratings(all_sensors, sensors, groups) }},
 
-{{ spike_bounds(sensors) }},
+{{ spike_margins(sensors) }},
 
 {{ stuck_readings(sensors) }},
 
@@ -39,17 +40,21 @@ flagged_wide as (
         base.rn,
         {% for s in sensors %}
             base.{{ s }} as {{ s }}__value,
-            coalesce(
-                base.{{ s }} < spike_bounds.{{ s }}__low or base.{{ s }} > spike_bounds.{{ s }}__high,
-                false
-            ) as {{ s }}__spike,
+            {{ is_spike('neighbour_steps', 'spike_margins', s) }} as {{ s }}__spike,
             coalesce(
                 base.{{ s }} < ratings.{{ s }}__min or base.{{ s }} > ratings.{{ s }}__max, false
             ) as {{ s }}__out_of_range,
             coalesce(stuck_wide.{{ s }}, false) as {{ s }}__stuck{{ "," if not loop.last }}
         {% endfor %}
     from base
-    inner join spike_bounds on {{ same_hour_and_status('base', 'spike_bounds') }}
+    inner join neighbour_steps
+        on
+            base.machine_id = neighbour_steps.machine_id
+            and base.hour_at = neighbour_steps.hour_at
+            and base.file_key = neighbour_steps.file_key
+            and base.rn = neighbour_steps.rn
+    inner join spike_margins
+        on base.machine_id = spike_margins.machine_id and base.hour_at = spike_margins.hour_at
     left join ratings on base.machine_id = ratings.machine_id
     left join stuck_wide
         on

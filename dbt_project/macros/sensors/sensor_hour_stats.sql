@@ -33,7 +33,10 @@ clean_wide as (
                     not ({{ s }}__spike or {{ s }}__stuck or {{ s }}__out_of_range)
                     and abs({{ s }}__value) <= 1e7
                     then round({{ s }}__value * 1000000)::hugeint
-            end as {{ s }}__micro{{ "," if not loop.last }}
+            end as {{ s }}__micro,
+            case
+                when abs({{ s }}__value) <= 1e7 then round({{ s }}__value * 1000000)::hugeint
+            end as {{ s }}__all_micro{{ "," if not loop.last }}
         {% endfor %},
         status = 'RUN' as is_running
     from flagged_wide

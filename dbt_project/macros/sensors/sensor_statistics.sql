@@ -6,13 +6,14 @@
 
     `sql` aggregates one sensor over an hour's wide flagged rows: `@` stands
     for the sensor's columns, `@__value` (the reading), `@__clean` (the reading
-    when no flag is raised), `@__micro` (below), `@__spike`, `@__stuck`, `@__out_of_range` (the
+    when no flag is raised), `@__micro` and `@__all_micro` (below), `@__spike`, `@__stuck`, `@__out_of_range` (the
     flags), and `is_running` is the machine's RUN status. A new statistic is
     one line here plus its column (type and description) in
     models/marts/_marts__models.yml.
 
     Means and deviations are summed exactly, on integers: `@__micro` is the
-    clean reading in millionths as a HUGEINT, where |reading| <= 1e7. DuckDB
+    clean reading in millionths as a HUGEINT, where |reading| <= 1e7 (`@__all_micro`
+    every reading). DuckDB
     aggregates in parallel, and doubles summed in parallel differ in their last
     bits from build to build (and a model trained on them with them); integer sums
     do not. An hour with a reading beyond 1e7 falls back to the double aggregate.
@@ -31,6 +32,8 @@
         {'name': 'value_max', 'sql': 'max(@__clean)', 'type': 'double'},
         {'name': 'value_p95', 'sql': 'quantile_cont(@__clean, 0.95)', 'type': 'double', 'features': true},
         {'name': 'run_value_mean', 'sql': exact_mean | replace('M', running | replace('X', 'micro')) | replace('C', running | replace('X', 'clean')), 'type': 'double', 'features': true},
+        {'name': 'raw_value_mean', 'sql': exact_mean | replace('M', '@__all_micro') | replace('C', '@__value'), 'type': 'double', 'features': true},
+        {'name': 'raw_value_p95', 'sql': 'quantile_cont(@__value, 0.95)', 'type': 'double', 'features': true},
         {'name': 'spike_count', 'sql': 'count_if(@__spike)', 'type': 'bigint'},
         {'name': 'stuck_count', 'sql': 'count_if(@__stuck)', 'type': 'bigint'},
         {'name': 'out_of_range_count', 'sql': 'count_if(@__out_of_range)', 'type': 'bigint'},

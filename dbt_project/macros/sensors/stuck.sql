@@ -140,13 +140,8 @@ file_lines as (
 long_runs as (
 
     -- consecutive repeats form a run with the reading before the first one; the runs of
-    -- at least var('stuck_min_samples') readings, with the repeats of all such runs of
-    -- the sensor in the file
-    select
-        *,
-        sum(run_repeats) over (
-            partition by machine_id, hour_at, file_key, sensor
-        ) as long_repeats
+    -- at least var('stuck_min_samples') readings
+    select *
     from (
         select
             machine_id,
@@ -172,8 +167,9 @@ long_runs as (
 
 stuck_runs as (
 
-    -- p = the sensor's other repeats per consecutive pair outside its long runs; a run of
-    -- k repeats comes by chance somewhere in a file of n readings about n * p ^ k times
+    -- p = the sensor's repeats per consecutive pair outside the run; a run of k repeats
+    -- comes by chance somewhere in a file of n readings about n * p ^ k times (a sensor
+    -- resting at a value, moving a step of its resolution now and then, has p near 1)
     select
         long_runs.machine_id,
         long_runs.hour_at,
@@ -195,8 +191,8 @@ stuck_runs as (
             and long_runs.sensor = file_repeats.sensor
     where
         file_lines.readings * pow(
-            (file_repeats.repeats - long_runs.long_repeats)
-            / greatest(file_lines.readings - 1 - long_runs.long_repeats, 1),
+            (file_repeats.repeats - long_runs.run_repeats)
+            / greatest(file_lines.readings - 1 - long_runs.run_repeats, 1),
             long_runs.run_repeats
         ) < cast('{{ var("stuck_chance_per_file") }}' as double)
 
