@@ -6,8 +6,12 @@ and the hourly run is timed on both targets in child processes, one after the ot
 the same files. The S3 API is moto's server on 127.0.0.1 (in this process), so the
 figures carry no network latency: a real object store adds its round trips.
 
-Reported: the median hourly run per target and their ratio (target <= 2x), and the lake's
-bytes per machine-day against the machine files' text (target: >= 5x smaller).
+Then IDLE_RUNS runs on each target with no new file (the hourly run when the machines
+have sent nothing since).
+
+Reported: the median hourly run per target and their ratio (target <= 2x), the same for the
+runs with no new file (target <= 2x), and the lake's bytes per machine-day against the
+machine files' text (target: >= 5x smaller).
 
     uv run python bench/bench_lakehouse.py                  # 1 day of history, 3 hours
     uv run python bench/bench_lakehouse.py --history-hours 48 --hours 5
@@ -116,6 +120,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--history-hours", type=int, default=24)
     parser.add_argument("--hours", type=int, default=3, help="timed hourly runs per target")
+    parser.add_argument("--idle-runs", type=int, default=3, help="timed runs with no new file")
     args = parser.parse_args()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -131,6 +136,7 @@ def main() -> None:
     boto3.client("s3").create_bucket(Bucket="bench")
     targets = {"embedded DuckDB file": "", "lakehouse (DuckLake on S3)": LAKE}
     runs: dict[str, list[dict]] = {name: [] for name in targets}
+    idle: dict[str, list[dict]] = {name: [] for name in targets}
     try:
         with tempfile.TemporaryDirectory(prefix="bench_lake_") as tmp:
             root = Path(tmp)
@@ -150,20 +156,37 @@ def main() -> None:
                         f"{result['files_new']} new files, stages {result['stages']}",
                         flush=True,
                     )
+            for k in range(1, args.idle_runs + 1):
+                for name, lake in targets.items():
+                    data = root / ("lake" if lake else "embedded")
+                    result = child_run(data, root / "landing", lake)
+                    assert result["files_new"] == 0, result
+                    idle[name].append(result)
+                    print(
+                        f"[{name}] no new file, run {k}: {result['wall_s']:.1f} s, "
+                        f"stages {result['stages']}",
+                        flush=True,
+                    )
             sizes = lake_bytes(root / "lake", root / "landing")
     finally:
         server.stop()
-    median = {name: statistics.median(r["wall_s"] for r in rs) for name, rs in runs.items()}
-    print("\n| target | hourly run s (median) | ingest | build | score | risk | publish |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for name, rs in runs.items():
-        stages = {
-            k: statistics.median(r["stages"].get(k, 0) for r in rs)
-            for k in ("ingest", "build", "score", "risk", "publish")
-        }
-        print(f"| {name} | {median[name]:.1f} | " + " | ".join(f"{v:.1f}" for v in stages.values()))
     file_name, lake_name = targets
-    print(f"\nratio lakehouse / DuckDB file: {median[lake_name] / median[file_name]:.2f}x")
+    for title, measured in (("hourly run", runs), ("run with no new file", idle)):
+        if not all(measured.values()):
+            continue
+        median = {name: statistics.median(r["wall_s"] for r in rs) for name, rs in measured.items()}
+        print(f"\n| target | {title} s (median) | ingest | build | score | risk | publish |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for name, rs in measured.items():
+            stages = {
+                k: statistics.median(r["stages"].get(k, 0) for r in rs)
+                for k in ("ingest", "build", "score", "risk", "publish")
+            }
+            print(
+                f"| {name} | {median[name]:.1f} | "
+                + " | ".join(f"{v:.1f}" for v in stages.values())
+            )
+        print(f"ratio lakehouse / DuckDB file: {median[lake_name] / median[file_name]:.2f}x")
     text, raw = sizes["text_per_machine_day"], sizes["raw_readings_per_machine_day"]
     print(
         f"\nper machine-day ({sizes['machine_days']:.1f} machine-days): machine files "
@@ -176,7 +199,10 @@ def main() -> None:
         f"reference: the machine files through zstd level 19, {zstd / 2**20:.2f} MB "
         f"({text / zstd:.1f}x smaller)"
     )
-    print("targets: lakehouse <= 2x the DuckDB file; the lake >= 5x smaller than the text")
+    print(
+        "targets: lakehouse <= 2x the DuckDB file (hourly and with no new file); "
+        "the lake >= 5x smaller than the text"
+    )
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
 """The lake's bytes on real published values: raw readings against `zstd -19` of the text.
 
-NAB's machine temperature excerpt (tests/data/real/, MIT: 34 days, one reading every 5
-minutes, values with up to 17 significant digits) is written as the plant's hour files
+Two real datasets (tests/data/real/README.md), each written as the plant's hour files
 (tests/landing.py), ingested into a lakehouse in a local folder (DuckLake, the options
-shopfloor sets), and the Parquet files of `raw.telemetry_readings` are measured against
-the hour files' text compressed by `zstd -19` (the reference, measured in the same run).
+shopfloor sets); the Parquet files of `raw.telemetry_readings` are measured against the
+hour files' text compressed by `zstd -19` (the reference, measured in the same run):
+  - Petrobras 3W, one oil well (CC BY 4.0): five hours at one reading a second, seven
+    channels with seven significant digits: the plant's own shape;
+  - NAB's machine temperature (MIT): 34 days, one reading every 5 minutes (12 readings
+    a file), values with up to 17 significant digits.
 Per column, the compressed bytes Parquet reports, to show where the bytes go.
 
     uv run python bench/bench_real_compression.py [--keep DIR]
@@ -20,13 +23,21 @@ import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.landing import write_registry, write_series  # noqa: E402
-from tests.test_real_data import MACHINE, SENSOR, nab_rows  # noqa: E402
+from tests.landing import HandMachine, write_registry, write_series, write_table  # noqa: E402
+from tests.test_real_data import (  # noqa: E402
+    MACHINE,
+    SENSOR,
+    WELL,
+    WELL_SENSORS,
+    nab_rows,
+    well_rows,
+)
 
 
 def main() -> None:
@@ -35,9 +46,21 @@ def main() -> None:
     args = parser.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench_real_compression_"))
     shutil.rmtree(root, ignore_errors=True)
+
+    def well(landing: Path) -> tuple[HandMachine, list[str]]:
+        return WELL, write_table(landing, WELL, list(WELL_SENSORS.values()), well_rows())
+
+    def nab(landing: Path) -> tuple[HandMachine, list[str]]:
+        return MACHINE, write_series(landing, MACHINE, SENSOR, nab_rows())
+
+    for name, write in (("3W oil well, 1 s, 7 channels", well), ("NAB machine temperature", nab)):
+        measure(root / write.__name__, name, write)
+
+
+def measure(root: Path, name: str, write: Any) -> None:
     landing = root / "landing"
-    write_registry(landing, [MACHINE], sensor_range=2.0)
-    files = write_series(landing, MACHINE, SENSOR, nab_rows())
+    machine, files = write(landing)
+    write_registry(landing, [machine], sensor_range=1e12)
     text = root / "telemetry.txt"
     with text.open("wb") as out:
         for rel in sorted(files):
@@ -48,7 +71,7 @@ def main() -> None:
     env = {
         **os.environ,
         "SHOPFLOOR_PSEUDONYM_KEY": "bench",
-        "SHOPFLOOR_MAX_PAST_DAYS": str(365 * 20),  # the series is from 2014
+        "SHOPFLOOR_MAX_PAST_DAYS": str(365 * 20),  # the series are from 2014 and 2017
     }
     subprocess.run(
         [
@@ -70,7 +93,7 @@ def main() -> None:
                 column = group.column(c)
                 columns[column.path_in_schema] += column.total_compressed_size
 
-    print(f"== NAB machine temperature as {len(files):,} hour files, {rows:,} readings")
+    print(f"== {name} as {len(files):,} hour files, {rows:,} readings")
     print(f"hour files, text          {text.stat().st_size:>10,} bytes")
     print(f"zstd -19 of the text      {reference:>10,} bytes  (reference)")
     print(f"lake raw readings         {lake:>10,} bytes  ({lake / reference:.2f}x the reference)")

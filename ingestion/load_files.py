@@ -5,14 +5,21 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
 
 import dlt
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ingestion.tables import arrow_type
+from ingestion.tables import VARIANT_SUFFIX, arrow_type
+from ingestion.telemetry import SENSOR_PREFIX
+
+# a lake's sensor values: decimals with nine places below ±1e9 (docs/decisions/0007)
+EXACT_DECIMAL = pa.decimal128(18, 9)
+_NANO = pa.scalar(Decimal("1e-9"), pa.decimal128(1, 9))
 
 
 class ReadingsWriter:
@@ -35,6 +42,9 @@ class ReadingsWriter:
     checkpoint of the wide table (paid by every hourly run, in proportion to
     the whole table) gets cheaper (bench/README.md). Memory stays bounded: at
     most `max_buffered` readings wait, after which the biggest group is written.
+
+    With `decimal_values` (a lake), sensor values are written as DECIMAL(18, 9) where
+    that holds them exactly (function exact_decimals).
     """
 
     def __init__(
@@ -45,7 +55,9 @@ class ReadingsWriter:
         group_rows: int = 65_536,
         max_buffered: int = 393_216,
         known_columns: Callable[[], Mapping[str, Any]] | None = None,
+        decimal_values: bool = False,
     ) -> None:
+        self.decimal_values = decimal_values
         self.load_id = load_id
         self.staging_dir = Path(staging_dir)
         self.writer: pq.ParquetWriter | None = None
@@ -69,6 +81,8 @@ class ReadingsWriter:
             if not table.num_rows:
                 continue
             machine = table["machine_id"][0].as_py()  # one file: one machine
+            if self.decimal_values:
+                table = exact_decimals(table)
             self.groups.setdefault(machine, []).append(table)
             self.group_sizes[machine] += table.num_rows
             if self.group_sizes[machine] >= self.group_rows:
@@ -108,8 +122,10 @@ class ReadingsWriter:
     def _open(self, chunk_schema: pa.Schema) -> None:
         known_columns = self.known_columns()
         fields = {f.name: f for f in chunk_schema}
+        # a column the table has keeps its type (a lake made before its sensors were
+        # decimals keeps doubles: the exact decimals convert back to the same doubles)
         ordered = [
-            fields.get(name) or pa.field(name, arrow_type(col))
+            pa.field(name, arrow_type(col)) if col.get("data_type") else fields[name]
             for name, col in known_columns.items()
             if name in fields or col.get("data_type")
         ]
@@ -146,3 +162,35 @@ class ReadingsWriter:
         )
         yield dlt.mark.with_file_import(str(self.path), "parquet", self.rows, hints=hints)
         self.writer, self.path, self.rows = None, None, 0
+
+
+def exact_decimals(table: pa.Table) -> pa.Table:
+    """Sensor doubles as DECIMAL(18, 9) where that holds them exactly; a value it cannot
+    hold (beyond ±1e9, or finer than 1e-9) goes to `<column>__v_double`, as dlt names a
+    variant column, and the decimal is NULL there: nothing is rounded. Sensors write a
+    few decimals (their resolution), which a decimal stores as a small integer that
+    Parquet's delta encoding packs tightly, where a double's 64 bits hardly compress."""
+    for name in table.column_names:
+        column = table[name]
+        if not (name.startswith(SENSOR_PREFIX) and pa.types.is_floating(column.type)):
+            continue
+        fits = pc.less(pc.abs(column), 1e9)
+        # the nearest multiple of 1e-9 (a cast alone truncates: 55.05709 is stored as
+        # 55.0570899999…), as an integer count of 1e-9, then scaled
+        nanos = pc.cast(pc.round(pc.multiply(pc.if_else(fits, column, None), 1e9)), pa.int64())
+        scaled = pc.multiply(pc.cast(nanos, pa.decimal128(19, 0)), _NANO)
+        decimals = pc.cast(scaled, EXACT_DECIMAL, safe=False)
+        # exact: read back as SQL engines convert a decimal (n / 1e9, DuckDB's cast), the
+        # same double
+        back = pc.divide(pc.cast(nanos, pa.float64(), safe=False), 1e9)
+        exact = pc.fill_null(pc.equal(back, column), False)
+        index = table.schema.get_field_index(name)
+        lost = pc.and_(pc.invert(exact), pc.is_valid(column))
+        if not pc.any(lost).as_py():
+            table = table.set_column(index, name, decimals)
+            continue
+        table = table.set_column(index, name, pc.if_else(exact, decimals, None))
+        table = table.append_column(
+            name + VARIANT_SUFFIX, pc.if_else(lost, column, pa.scalar(None, pa.float64()))
+        )
+    return table

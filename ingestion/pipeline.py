@@ -291,6 +291,9 @@ def _run_ingest(
             staging_dir=str(staging),
             policy=cfg.policy,
             plant_timezone=cfg.plant_timezone,
+            # a lake's Parquet stores decimals far smaller than doubles; DuckDB's own
+            # file compresses doubles well (docs/decisions/0007-lakehouse-ducklake.md)
+            decimal_values=cfg.destination is not None,
         )
         info = pipeline.run(source)
         if pipeline.last_trace:

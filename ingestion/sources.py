@@ -48,8 +48,11 @@ def landing_source(
     staging_dir: str = "data/.dlt/staging",
     policy: ListingPolicy | None = None,
     plant_timezone: str = PLANT_TIMEZONE,
+    decimal_values: bool = False,
 ) -> Sequence[Any]:
-    """The landing area's telemetry files, maintenance export and registry."""
+    """The landing area's telemetry files, maintenance export and registry. With
+    `decimal_values` (a lake), sensor values are stored as exact decimals
+    (load_files.exact_decimals)."""
     known = known or KnownFiles()
     policy = policy or ListingPolicy()
     # one fsspec filesystem for everything the source reads: credentials and endpoints
@@ -68,7 +71,7 @@ def landing_source(
             load_id = dlt.current.load_package_state()["load_id"]
         except Exception:  # iterated without a pipeline (a test, a notebook): no package
             load_id = "no_load_package"
-        writer = ReadingsWriter(load_id, staging_dir)
+        writer = ReadingsWriter(load_id, staging_dir, decimal_values=decimal_values)
         readings: list[pa.Table] = []
         rejects: list[dict[str, Any]] = []
         files = [skipped(path, ingested_at) for path in listing.skipped]

@@ -78,8 +78,16 @@ APPENDED_TABLES = {
 }
 
 
+# the column beside a sensor's decimals that holds the values they cannot (ingestion's
+# load_files.exact_decimals; dbt's staging puts them back together)
+VARIANT_SUFFIX = "__v_double"
+
+
 def arrow_type(column: Mapping[str, Any]) -> pa.DataType:
-    """Arrow type of a declared or existing column (sensors are doubles)."""
+    """Arrow type of a declared or existing column (sensors are doubles, or decimals on a
+    lake)."""
+    if column.get("data_type") == "decimal":
+        return pa.decimal128(column.get("precision") or 18, column.get("scale") or 9)
     return {
         "double": pa.float64(),
         "text": pa.string(),

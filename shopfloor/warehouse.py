@@ -321,6 +321,9 @@ LAKE_OPTIONS = {
     # where an engine reading the Parquet files would not see them
     "data_inlining_row_limit": "0",
     "parquet_compression": "zstd",
+    # Parquet v2: delta encoding for the readings' decimals, times and line numbers
+    # (docs/decisions/0007-lakehouse-ducklake.md)
+    "parquet_version": "2",
 }
 
 

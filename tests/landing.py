@@ -145,9 +145,19 @@ def write_series(
     of its timestamp's UTC hour, in the series' own order (a clock that stepped back puts
     repeated times in one file), the value's text kept as published (decimal comma).
     Times are UTC, written with a +00:00 offset. Returns the files' relative paths."""
-    hours: dict[datetime, list[tuple[datetime, str]]] = {}
-    for at, value in rows:
-        hours.setdefault(at.replace(minute=0, second=0, microsecond=0), []).append((at, value))
+    return write_table(landing, machine, [sensor], [(at, [value]) for at, value in rows])
+
+
+def write_table(
+    landing: Path,
+    machine: HandMachine,
+    sensors: list[str],
+    rows: list[tuple[datetime, list[str]]],
+) -> list[str]:
+    """write_series for several sensors: one text per sensor on each row."""
+    hours: dict[datetime, list[tuple[datetime, list[str]]]] = {}
+    for at, values in rows:
+        hours.setdefault(at.replace(minute=0, second=0, microsecond=0), []).append((at, values))
     written = []
     for hour, lines in hours.items():
         text = [
@@ -159,8 +169,13 @@ def write_series(
             "# timezone: UTC",
             f"# start_time: {hour:%Y-%m-%dT%H:%M:%S}+00:00",
             f"# sample_interval_s: {machine.sample_interval_s}",
-            f"timestamp;status;{sensor}",
-            *(f"{at:%Y-%m-%dT%H:%M:%S}+00:00;RUN;{value.replace('.', ',')}" for at, value in lines),
+            ";".join(["timestamp", "status", *sensors]),
+            *(
+                ";".join(
+                    [f"{at:%Y-%m-%dT%H:%M:%S}+00:00", "RUN"] + [v.replace(".", ",") for v in values]
+                )
+                for at, values in lines
+            ),
         ]
         rel = telemetry_rel(machine.machine_id, hour)
         path = landing / rel
