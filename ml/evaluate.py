@@ -91,6 +91,18 @@ def best_f1_threshold(y: np.ndarray, score: np.ndarray) -> float:
     return float(s[last][int(np.argmax(f1))])
 
 
+WATCH_LIST_DEFAULT = 0.5  # the watch list's cut when validation cannot choose one
+
+
+def watch_list_threshold(y: np.ndarray, risk: np.ndarray) -> float:
+    """The watch list's cut on the calibrated risk: the best F1 of "fails within the
+    horizon" on validation; 0.5 (more likely than not) when validation has no positive
+    hour to choose by."""
+    if not np.asarray(y, dtype=bool).any():
+        return WATCH_LIST_DEFAULT
+    return best_f1_threshold(y, risk)
+
+
 def outcomes(
     frame: pd.DataFrame, failures: pd.DataFrame, *, horizon_hours: int, policy: AlertPolicy
 ) -> PeriodOutcomes:

@@ -63,6 +63,8 @@ class ModelMetadata(TypedDict):
     categorical: list[str]
     reference_values: dict[str, float]  # training medians: what "unusual" is measured from
     threshold: float
+    # the watch list's cut: a failure within the horizon likely (best F1 on validation)
+    watch_threshold: NotRequired[float]
     metrics: dict[str, Any]  # per rule (model, baselines) and the machine-grouped split
     warnings: list[str]
     data_fingerprint: str
@@ -283,9 +285,16 @@ def train(
     threshold = choose_threshold(
         judge["validation"], model.predict_proba(matrix(validation, features))[:, 1]
     )
+    # the watch list's cut: best F1 of "fails within the horizon" on validation
+    watch_threshold = evaluate.watch_list_threshold(
+        labels(validation), model.predict_proba(matrix(validation, features))[:, 1]
+    )
     step("evaluating on the test period against the baselines")
     test_risk = model.predict_proba(matrix(test, features))[:, 1]
-    metrics: dict[str, Any] = {"model": evaluate.alert_metrics(judge["test"], test_risk, threshold)}
+    metrics: dict[str, Any] = {
+        "model": evaluate.alert_metrics(judge["test"], test_risk, threshold),
+        "watch_list": evaluate.alert_metrics(judge["test"], test_risk, watch_threshold),
+    }
     for rule in (
         evaluate.fixed_interval_baseline(train_part),
         evaluate.single_sensor_baseline(train_part, features),
@@ -325,6 +334,7 @@ def train(
         "categorical": [f for f in features if f in CATEGORICAL],
         "reference_values": reference,
         "threshold": threshold,
+        "watch_threshold": watch_threshold,
         "metrics": metrics,
         "warnings": beaten_by_baselines(metrics),
         "data_fingerprint": data_fingerprint,

@@ -116,6 +116,9 @@ def write_report(con: duckdb.DuckDBPyConnection, metadata: ModelMetadata, out_di
     y = test[LABEL].astype(bool).to_numpy()
     scores = _scores_by_method(metadata, test, _test_features(con, metadata))
     metrics: dict[str, Any] = {"model": model_metrics}
+    metrics["watch_list"] = evaluate.alert_metrics(
+        period.judge, test["risk"].to_numpy(), watch_threshold(metadata)
+    )
     for name in ("fixed_interval", "single_sensor"):
         rule = metadata["metrics"][name]["rule"]
         metrics[name] = evaluate.alert_metrics(
@@ -283,6 +286,30 @@ ROWS = (
 )
 
 
+def watch_threshold(metadata: ModelMetadata) -> float:
+    """The watch list's cut (a version saved before the watch list: 0.5)."""
+    return float(metadata.get("watch_threshold", evaluate.WATCH_LIST_DEFAULT))
+
+
+def _lists_table(metadata: ModelMetadata, metrics: dict[str, Any]) -> str:
+    """The two lists one model gives, on the test period, next to the best F1 any cut of
+    the same risk gives there."""
+    rows = [
+        "| list | risk cut | precision | recall | F1 | best F1 any cut gives |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for label, key, cut in (
+        ("act now (alert policy)", "model", float(metadata["threshold"])),
+        ("watch list (likely to fail within the horizon)", "watch_list", watch_threshold(metadata)),
+    ):
+        m = metrics[key]
+        rows.append(
+            f"| {label} | {cut:.3f} | {_fmt(m['precision'])} | {_fmt(m['recall'])} "
+            f"| **{_fmt(m['f1'])}** | {_fmt(m['best_f1'])} |"
+        )
+    return "\n".join(rows)
+
+
 def _markdown(metadata: ModelMetadata, metrics: dict[str, Any], machine: str, changed: str) -> str:
     periods = metadata["periods"]
     m, fi, ss = metrics["model"], metrics["fixed_interval"], metrics["single_sensor"]
@@ -315,6 +342,16 @@ def _markdown(metadata: ModelMetadata, metrics: dict[str, Any], machine: str, ch
     return f"""# shopfloor maintenance model — evaluation report
 
 {warnings}Model version **{metadata["version"]}**, trained {metadata["trained_at"]}.
+
+## Two lists from one model (test period)
+
+{_lists_table(metadata, metrics)}
+
+The act-now list asks for a technician: its cut is the alert policy's (below). The watch
+list is every machine whose calibrated risk of failing within {int(metadata["horizon_hours"])}
+hours is at or above the cut with the best F1 on the validation period, for planning parts
+and people in the coming days.
+
 F1 at the alert threshold **{_fmt(m["f1"])}** against **{_fmt(m["best_f1"])}**, the best
 any threshold gives on the test period; cost {m["cost"]:,.0f} against the lowest possible
 {m["best_cost"]:,.0f}. {changed}

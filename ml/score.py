@@ -5,8 +5,9 @@ read them build before any model exists, and this module only inserts):
 
 * ``ml.machine_hour_scores`` -- one row per machine, hour and model version: risk (the
   calibrated probability of a failure within the horizon), the model's threshold and
-  whether it alerts. Idempotent: an hour already scored by a version is never rescored,
-  so scoring twice adds no rows.
+  whether it alerts (the act-now list), and whether the risk reaches the watch list's
+  cut (likely to fail within the horizon). Idempotent: an hour already scored by a
+  version is never rescored, so scoring twice adds no rows.
 * ``ml.machine_risk_reasons`` -- for each machine's latest scored hour, the features
   that moved its risk most: the risk minus the risk with that one feature set to its
   typical (training median) value. Replaced per machine and version.
@@ -22,6 +23,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from ml.evaluate import WATCH_LIST_DEFAULT
 from ml.features import CATEGORICAL, load_features, matrix
 
 if TYPE_CHECKING:
@@ -66,6 +68,7 @@ def score(
     version = metadata["version"]
     features: list[str] = metadata["features"]
     threshold = float(metadata["threshold"])
+    watch = float(metadata.get("watch_threshold", WATCH_LIST_DEFAULT))
     scored_at = (now or datetime.now(UTC)).replace(microsecond=0)
 
     # only the hours this version has not scored yet (and each machine's latest hour, for
@@ -107,6 +110,8 @@ def score(
                 "risk": risk,
                 "threshold": threshold,
                 "is_alert": risk >= threshold,
+                "watch_threshold": watch,
+                "on_watch_list": risk >= watch,
                 "scored_at": scored_at,
             }
         )

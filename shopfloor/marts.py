@@ -51,6 +51,26 @@ def machines_on_alert(con: duckdb.DuckDBPyConnection) -> list[str]:
     ]
 
 
+def machines_on_watch_list(con: duckdb.DuckDBPyConnection) -> list[str] | None:
+    """The machines likely to fail within the horizon, highest risk first (None: a
+    published snapshot from before the watch list)."""
+    columns = {
+        name
+        for (name,) in con.sql(
+            "select column_name from information_schema.columns"
+            " where table_schema = 'marts' and table_name = 'fct_machine_risk'"
+        ).fetchall()
+    }
+    if "on_watch_list" not in columns:
+        return None
+    return [
+        m
+        for (m,) in con.sql(
+            "select machine_id from marts.fct_machine_risk where on_watch_list order by risk desc"
+        ).fetchall()
+    ]
+
+
 def top_risks(con: duckdb.DuckDBPyConnection, limit: int = 5) -> list[tuple[Any, ...]]:
     """(machine, risk, band, action, reasons), highest risk first."""
     return con.sql(

@@ -73,6 +73,9 @@ def test_threshold_keeps_the_ranking(
     assert kept == pytest.approx(model["f1"] / model["best_f1"])
     # the threshold is inside the scores' range, not at its edge
     assert 0.02 < meta["threshold"] < 0.9
+    # the watch list, its cut the best F1 on validation, keeps what the model knows too
+    watch = meta["metrics"]["watch_list"]
+    assert watch["f1"] >= 0.9 * watch["best_f1"], (watch["f1"], watch["best_f1"])
 
 
 def test_a_model_that_loses_to_a_baseline_says_so_first(

@@ -107,6 +107,16 @@ def test_alert_threshold_keeps_the_ranking_and_the_check_has_teeth(
     assert mutated < 0.9 and extreme > threshold, (mutated, extreme, threshold)
 
 
+def test_the_watch_list_keeps_what_the_model_knows(trained: tuple[Path, dict[str, Any]]) -> None:
+    """The watch list (best F1 on validation) keeps >= 90 % of the best F1 any cut gives on
+    the test period, and lists more of the hours before a failure than the act-now list."""
+    _, meta = trained
+    watch, act_now = meta["metrics"]["watch_list"], meta["metrics"]["model"]
+    assert watch["f1"] >= 0.9 * watch["best_f1"], (watch["f1"], watch["best_f1"])
+    assert watch["threshold"] == meta["watch_threshold"] <= meta["threshold"]
+    assert watch["recall"] >= act_now["recall"]
+
+
 def test_features_are_discovered_and_include_new_firmware_sensors(
     fleet_data: Path, trained: tuple[Path, dict[str, Any]]
 ) -> None:

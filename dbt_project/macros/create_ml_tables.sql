@@ -13,8 +13,15 @@
         risk double not null,
         threshold double not null,
         is_alert boolean not null,
-        scored_at timestamptz not null{{ primary_key_unless_lake('machine_id, hour_at, model_version') }}
+        scored_at timestamptz not null,
+        watch_threshold double,
+        on_watch_list boolean{{ primary_key_unless_lake('machine_id, hour_at, model_version') }}
     );
+    -- a warehouse whose scores table predates the watch list
+    alter table {{ target.database }}.ml.machine_hour_scores
+        add column if not exists watch_threshold double;
+    alter table {{ target.database }}.ml.machine_hour_scores
+        add column if not exists on_watch_list boolean;
     create table if not exists {{ target.database }}.ml.machine_risk_reasons (
         machine_id varchar not null,
         hour_at timestamptz not null,

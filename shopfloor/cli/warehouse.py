@@ -183,6 +183,14 @@ def status(data_dir: DataDirOption = "", lakehouse: LakehouseOption = "") -> Non
                 dq.add_row(*(str(v) for v in row))
             console.print(dq)
         if "fct_machine_risk" in tables:
+            act_now = marts.machines_on_alert(con)
+            console.print("Act now (alert policy): " + (", ".join(act_now) or "none"))
+            watch = marts.machines_on_watch_list(con)
+            if watch is not None:
+                console.print(
+                    "Watch list (likely to fail within the horizon): "
+                    + (", ".join(watch) or "none")
+                )
             risk = Table(title="Current top risks (marts.fct_machine_risk)")
             for col in ("machine", "risk", "band", "action", "top reasons"):
                 risk.add_column(col)

@@ -84,6 +84,8 @@ final as (
         latest.risk,
         latest.alert_threshold,
         coalesce(latest.is_alert, false) as is_alert,
+        latest.watch_threshold,
+        coalesce(latest.on_watch_list, false) as on_watch_list,
         case
             when latest.risk is null then 'unknown'
             when latest.is_alert then 'high'

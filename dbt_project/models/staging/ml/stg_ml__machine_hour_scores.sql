@@ -9,6 +9,8 @@ source as (
         risk,
         threshold,
         is_alert,
+        watch_threshold,
+        on_watch_list,
         scored_at
     from {{ source('ml', 'machine_hour_scores') }}
 
@@ -21,5 +23,8 @@ select
     risk,
     threshold as alert_threshold,
     is_alert,
+    -- scores written before the watch list: its default cut, 0.5 (ml/evaluate.py)
+    coalesce(watch_threshold, 0.5) as watch_threshold,
+    coalesce(on_watch_list, risk >= 0.5) as on_watch_list,
     scored_at
 from source
