@@ -41,7 +41,7 @@ from sklearn.preprocessing import OrdinalEncoder
 
 from ml import evaluate
 from ml.features import CATEGORICAL, KEYS, LABEL, FeatureFrame, labels, load_features, matrix
-from ml.policy import AlertPolicy, choose_threshold
+from ml.policy import AlertPolicy, PeriodOutcomes, choose_threshold
 
 LATEST = "LATEST"
 
@@ -65,6 +65,10 @@ class ModelMetadata(TypedDict):
     threshold: float
     # the watch list's cut: a failure within the horizon likely (best F1 on validation)
     watch_threshold: NotRequired[float]
+    # "current" (LATEST names it: it scores) or "candidate" (it lost to the current model
+    # on this version's test period; kept, never scoring); and that comparison
+    status: NotRequired[str]
+    champion: NotRequired[dict[str, Any]]
     metrics: dict[str, Any]  # per rule (model, baselines) and the machine-grouped split
     warnings: list[str]
     data_fingerprint: str
@@ -344,8 +348,45 @@ def train(
         }
         | {"python": platform.python_version()},
     }
-    path = save(model, metadata, models_dir)
+    # champion / challenger: the new version replaces the current one only if it ranks the
+    # latest labelled period (its test period) at least as well
+    champion = compare_with_current(models_dir, test, judge["test"], metrics["model"])
+    if champion is not None:
+        metadata["champion"] = champion
+        if not champion["challenger_wins"]:
+            metadata["status"] = "candidate"
+            metadata["warnings"].insert(
+                0,
+                f"kept as a candidate, not made current: on the latest labelled period "
+                f"({periods.test_start:%Y-%m-%d} .. {periods.test_end:%Y-%m-%d}) its "
+                f"PR-AUC {champion['challenger_pr_auc']:.3f} is below the current model "
+                f"{champion['version']}'s {champion['champion_pr_auc']:.3f}",
+            )
+    metadata.setdefault("status", "current")
+    path = save(model, metadata, models_dir, make_current=metadata["status"] == "current")
     return TrainResult(version=version, path=path, metadata=metadata)
+
+
+def compare_with_current(
+    models_dir: str | Path,
+    test: pd.DataFrame,
+    judge: PeriodOutcomes,
+    challenger: dict[str, Any],
+) -> dict[str, Any] | None:
+    """The current model (LATEST) judged on the new version's test period, against it:
+    PR-AUC (the ranking, which no threshold changes) decides. None before a first model
+    or when the period has no failure hour to rank by."""
+    if latest_version(models_dir) is None or challenger.get("pr_auc") is None:
+        return None
+    current, meta = load(models_dir)
+    risk = current.predict_proba(matrix(test, meta["features"]))[:, 1]
+    measured = evaluate.alert_metrics(judge, risk, float(meta["threshold"]))
+    return {
+        "version": meta["version"],
+        "champion_pr_auc": measured["pr_auc"],
+        "challenger_pr_auc": challenger["pr_auc"],
+        "challenger_wins": challenger["pr_auc"] >= measured["pr_auc"] - 1e-9,
+    }
 
 
 def beaten_by_baselines(metrics: dict[str, Any]) -> list[str]:
@@ -394,9 +435,12 @@ def _observed(frame: pd.DataFrame, features: list[str]) -> list[str]:
     return [f for f in features if frame[f].notna().any()]
 
 
-def save(model: object, metadata: ModelMetadata, models_dir: str | Path) -> str:
+def save(
+    model: object, metadata: ModelMetadata, models_dir: str | Path, *, make_current: bool = True
+) -> str:
     """Write a model version under models_dir (a folder or an fsspec URL), then point
-    LATEST at it: a reader never finds LATEST naming a version not written yet."""
+    LATEST at it (unless it is only a candidate): a reader never finds LATEST naming a
+    version not written yet."""
     import skops.io as sio
 
     fs, root = _models_fs(models_dir)
@@ -407,7 +451,8 @@ def save(model: object, metadata: ModelMetadata, models_dir: str | Path) -> str:
     # the types a load may instantiate: recorded now, checked again at load time
     metadata["trusted_types"] = sorted(sio.get_untrusted_types(data=blob))
     fs.pipe_file(f"{path}/metadata.json", json.dumps(metadata, indent=2, default=str).encode())
-    fs.pipe_file(f"{root}/{LATEST}", (metadata["version"] + "\n").encode())
+    if make_current:
+        fs.pipe_file(f"{root}/{LATEST}", (metadata["version"] + "\n").encode())
     return path
 
 
@@ -435,6 +480,22 @@ TRUSTED_PREFIXES = (
     "scipy.",
     "functools.partial",
 )
+
+
+def versions(models_dir: str | Path) -> list[ModelMetadata]:
+    """Every saved version's metadata, oldest first (current and candidates)."""
+    fs, root = _models_fs(models_dir)
+    try:
+        folders = sorted(fs.ls(root, detail=False))
+    except FileNotFoundError:
+        return []
+    found = []
+    for folder in folders:
+        try:
+            found.append(json.loads(fs.cat_file(f"{folder.rstrip('/')}/metadata.json")))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+    return sorted(found, key=lambda meta: meta["trained_at"])
 
 
 def load(models_dir: str | Path, version: str | None = None) -> tuple[Any, ModelMetadata]:

@@ -125,3 +125,45 @@ def test_a_model_that_loses_to_a_baseline_says_so_first(
     report = (shared / "report.md").read_text()
     first = [line for line in report.splitlines() if line.strip()][1 : 1 + len(meta["warnings"])]
     assert all(line.startswith("> **Warning:**") and "beats the model" in line for line in first)
+
+
+def test_a_worse_retrained_model_stays_a_candidate(
+    trained_fleets: dict[str, tuple[Path, dict[str, Any]]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Champion / challenger: a retrained model that ranks the latest labelled period
+    worse than the current one is saved as a candidate; LATEST, and so scoring, keep the
+    current model, and `shopfloor train` says why first."""
+    from sklearn.dummy import DummyClassifier
+    from sklearn.pipeline import Pipeline
+    from typer.testing import CliRunner
+
+    import ml.model
+    from ml.model import latest_version, load
+    from shopfloor.cli import app
+
+    fleet_data, champion = trained_fleets["policy"]
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy2(fleet_data / "warehouse.duckdb", data / "warehouse.duckdb")
+    shutil.copytree(fleet_data / "models", data / "models")
+    monkeypatch.setattr(
+        ml.model,
+        "make_pipeline",
+        lambda features, seed: Pipeline([("classify", DummyClassifier(strategy="prior"))]),
+    )
+    result = CliRunner().invoke(
+        app, ["train", "--data-dir", str(data), "--grouped-folds", "0"], env={"COLUMNS": "160"}
+    )
+    assert result.exit_code == 0, result.output[-3000:]
+    assert "kept as a candidate" in result.output.splitlines()[0], result.output[:2000]
+    assert latest_version(data / "models") == champion["version"]
+    candidates = [
+        p.name for p in (data / "models").iterdir() if p.is_dir() and p.name != champion["version"]
+    ]
+    assert len(candidates) == 1
+    _, meta = load(data / "models", candidates[0])
+    assert meta["status"] == "candidate"
+    assert meta["champion"]["version"] == champion["version"]
+    assert meta["champion"]["challenger_pr_auc"] < meta["champion"]["champion_pr_auc"]

@@ -145,6 +145,7 @@ def status(data_dir: DataDirOption = "", lakehouse: LakehouseOption = "") -> Non
             str(len(r["machines_at_risk"])),
         )
     console.print(table if runs else "[yellow]No `shopfloor run` yet in this data folder.[/]")
+    _print_models(settings.models_dir)
     # the serving layer when there is one: reading it never holds the warehouse
     from shopfloor.serving import catalog_url, current_version, open_catalog, version_number
     from shopfloor.warehouse import connect, exists, location
@@ -197,3 +198,35 @@ def status(data_dir: DataDirOption = "", lakehouse: LakehouseOption = "") -> Non
             for m, r, band, action, reasons in marts.top_risks(con, limit=5):
                 risk.add_row(m, "n/a" if r is None else f"{r:.2f}", band, action, reasons or "")
             console.print(risk)
+
+
+def _print_models(models_dir: str) -> None:
+    """The current model, its age and its evaluation; candidates trained since."""
+    from datetime import UTC, datetime
+
+    from ml.model import latest_version, versions
+
+    current = latest_version(models_dir)
+    if current is None:
+        console.print("Model: none trained yet.")
+        return
+    saved = {meta["version"]: meta for meta in versions(models_dir)}
+    meta = saved.get(current)
+    if meta is None:
+        console.print(f"Model: {current} (its metadata is missing)")
+        return
+    age = datetime.now(UTC) - datetime.fromisoformat(meta["trained_at"])
+
+    def three(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    m = meta["metrics"]["model"]
+    console.print(
+        f"Model: {current}, trained {age.days} d {age.seconds // 3600} h ago; on its test period"
+        f" PR-AUC {three(m['pr_auc'])}, F1 {three(m['f1'])} (fixed interval PR-AUC "
+        f"{three(meta['metrics']['fixed_interval']['pr_auc'])})",
+        highlight=False,
+    )
+    for other in saved.values():
+        if other.get("status") == "candidate" and other["trained_at"] > meta["trained_at"]:
+            console.print(f"Candidate not made current: {other['version']}: {other['warnings'][0]}")
