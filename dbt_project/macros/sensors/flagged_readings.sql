@@ -34,34 +34,28 @@
 flagged_wide as (
 
     select
-        base.machine_id,
-        base.hour_at,
-        base.status,
-        base.rn,
+        steps.machine_id,
+        steps.hour_at,
+        steps.status,
+        steps.rn,
         {% for s in sensors %}
-            base.{{ s }} as {{ s }}__value,
-            {{ is_spike('neighbour_steps', 'spike_margins', s) }} as {{ s }}__spike,
+            steps.{{ s }} as {{ s }}__value,
+            {{ is_spike('steps', 'spike_margins', s) }} as {{ s }}__spike,
             coalesce(
-                base.{{ s }} < ratings.{{ s }}__min or base.{{ s }} > ratings.{{ s }}__max, false
+                steps.{{ s }} < ratings.{{ s }}__min or steps.{{ s }} > ratings.{{ s }}__max, false
             ) as {{ s }}__out_of_range,
             coalesce(stuck_wide.{{ s }}, false) as {{ s }}__stuck{{ "," if not loop.last }}
         {% endfor %}
-    from base
-    inner join neighbour_steps
-        on
-            base.machine_id = neighbour_steps.machine_id
-            and base.hour_at = neighbour_steps.hour_at
-            and base.file_key = neighbour_steps.file_key
-            and base.rn = neighbour_steps.rn
+    from neighbour_steps as steps
     inner join spike_margins
-        on base.machine_id = spike_margins.machine_id and base.hour_at = spike_margins.hour_at
-    left join ratings on base.machine_id = ratings.machine_id
+        on steps.machine_id = spike_margins.machine_id and steps.hour_at = spike_margins.hour_at
+    left join ratings on steps.machine_id = ratings.machine_id
     left join stuck_wide
         on
-            base.machine_id = stuck_wide.machine_id
-            and base.hour_at = stuck_wide.hour_at
-            and base.file_key = stuck_wide.file_key
-            and base.rn = stuck_wide.rn
+            steps.machine_id = stuck_wide.machine_id
+            and steps.hour_at = stuck_wide.hour_at
+            and steps.file_key = stuck_wide.file_key
+            and steps.rn = stuck_wide.rn
 
 )
 {% endmacro %}

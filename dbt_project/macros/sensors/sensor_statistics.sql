@@ -33,7 +33,6 @@
         {'name': 'value_p95', 'sql': 'quantile_cont(@__clean, 0.95)', 'type': 'double', 'features': true},
         {'name': 'run_value_mean', 'sql': exact_mean | replace('M', running | replace('X', 'micro')) | replace('C', running | replace('X', 'clean')), 'type': 'double', 'features': true},
         {'name': 'raw_value_mean', 'sql': exact_mean | replace('M', '@__all_micro') | replace('C', '@__value'), 'type': 'double', 'features': true},
-        {'name': 'raw_value_p95', 'sql': 'quantile_cont(@__value, 0.95)', 'type': 'double', 'features': true},
         {'name': 'spike_count', 'sql': 'count_if(@__spike)', 'type': 'bigint'},
         {'name': 'stuck_count', 'sql': 'count_if(@__stuck)', 'type': 'bigint'},
         {'name': 'out_of_range_count', 'sql': 'count_if(@__out_of_range)', 'type': 'bigint'},

@@ -8,23 +8,27 @@
     its edges one neighbour is on the same side. The margin, per machine, hour and sensor:
       - var('spike_robust_z') robust deviations of the hour's line-to-line steps
         (1.4826 × their median absolute value), so a noisy hour needs a larger jump;
-      - and at least var('spike_min_steps') steps of the sensor's resolution, the
-        smallest power of ten its hour's values are multiples of (0.1 for a sensor that
-        writes one decimal), so a sensor resting at a value and moving in steps of its
-        resolution is never spiky.
+      - and at least var('spike_min_steps') steps of the sensor's resolution, its
+        smallest line-to-line change in the hour (0.1 for a sensor that writes one
+        decimal), so a sensor resting at a value and moving in steps of its resolution
+        is never spiky. (A sensor that holds one value all hour but for a single reading
+        has that reading's jump as its only step: such a lone excursion is not flagged.)
     The first and last line of a file, and a reading next to a missing line, have a
     missing neighbour and are never spikes.
 #}
 {% macro spike_margins(sensors) %}
-neighbour_steps as (
+neighbour_steps as materialized (
 
-    -- per reading and sensor, its difference from the previous and the next line
+    -- per reading: its values, and per sensor its difference from the previous and the
+    -- next line of its file (the one self join the flags share: stuck runs use it too)
     select
         base.machine_id,
         base.hour_at,
+        base.status,
         base.file_key,
         base.rn,
         {% for s in sensors %}
+            base.{{ s }},
             base.{{ s }} - previous.{{ s }} as {{ s }}__back,
             base.{{ s }} - following.{{ s }} as {{ s }}__ahead{{ "," if not loop.last }}
         {% endfor %}
@@ -46,33 +50,18 @@ neighbour_steps as (
 
 step_scales as (
 
-    -- per machine, hour and sensor: the median absolute step, and the decimals the
-    -- values need (0-6; 6 for anything finer)
+    -- per machine, hour and sensor: the median absolute step, and the smallest step
+    -- (the sensor's resolution: 0.1 for a sensor that writes one decimal)
     select
-        neighbour_steps.machine_id,
-        neighbour_steps.hour_at,
+        machine_id,
+        hour_at,
         {% for s in sensors %}
-            median(abs(neighbour_steps.{{ s }}__back)) as {{ s }}__step,
-            max(
-                case
-                    when base.{{ s }} = round(base.{{ s }}) then 0
-                    when base.{{ s }} = round(base.{{ s }}, 1) then 1
-                    when base.{{ s }} = round(base.{{ s }}, 2) then 2
-                    when base.{{ s }} = round(base.{{ s }}, 3) then 3
-                    when base.{{ s }} = round(base.{{ s }}, 4) then 4
-                    when base.{{ s }} = round(base.{{ s }}, 5) then 5
-                    else 6
-                end
-            ) as {{ s }}__decimals{{ "," if not loop.last }}
+            median(abs({{ s }}__back)) as {{ s }}__step,
+            min(case when {{ s }}__back != 0 then abs({{ s }}__back) end)
+                as {{ s }}__resolution{{ "," if not loop.last }}
         {% endfor %}
     from neighbour_steps
-    inner join base
-        on
-            neighbour_steps.machine_id = base.machine_id
-            and neighbour_steps.hour_at = base.hour_at
-            and neighbour_steps.file_key = base.file_key
-            and neighbour_steps.rn = base.rn
-    group by neighbour_steps.machine_id, neighbour_steps.hour_at
+    group by machine_id, hour_at
 
 ),
 
@@ -84,7 +73,7 @@ spike_margins as (
         {% for s in sensors %}
             greatest(
                 {{ var('spike_robust_z') }} * 1.4826 * {{ s }}__step,
-                {{ var('spike_min_steps') }} * pow(10, -{{ s }}__decimals)
+                {{ var('spike_min_steps') }} * {{ s }}__resolution
             ) as {{ s }}{{ "," if not loop.last }}
         {% endfor %}
     from step_scales

@@ -3,7 +3,8 @@
 -- lay out consistently, and `sqlfluff fix` does not converge on them)
 {#
     CTEs `repeats_wide` … `stuck_wide`: each reading is compared with the previous line of
-    its file (a self join on the line number, nothing sorted), and the repeats are grouped
+    its file (the step macro spike_margins computed, from a self join on the line number,
+    nothing sorted), and the repeats are grouped
     into runs. A run of at least var('stuck_min_samples') readings is stuck unless the
     sensor repeats so often in the rest of its file that a run that long would come by
     chance more often than var('stuck_chance_per_file') a file: a sensor written at its
@@ -20,24 +21,19 @@
 {%- set block = ((var('stuck_min_samples') | int) + 1) // 2 -%}
 repeats_wide as (
 
-    -- true where a reading equals the one on the previous line of its file
+    -- true where a reading equals the one on the previous line of its file (macro
+    -- spike_margins computed the step)
     select
-        base.machine_id,
-        base.hour_at,
-        base.file_key,
-        base.rn,
+        machine_id,
+        hour_at,
+        file_key,
+        rn,
         {% for s in sensors %}
             case
-                when base.{{ s }} = previous.{{ s }} and base.{{ s }} != 0 then true
+                when {{ s }}__back = 0 and {{ s }} != 0 then true
             end as {{ s }}{{ "," if not loop.last }}
         {% endfor %}
-    from base
-    inner join base as previous
-        on
-            base.machine_id = previous.machine_id
-            and base.hour_at = previous.hour_at
-            and base.file_key = previous.file_key
-            and base.rn - 1 = previous.rn
+    from neighbour_steps
 
 ),
 
