@@ -54,6 +54,29 @@ def trained_fleets(
     return {name: train_fleet(fleets.copy(name, tmp_path_factory.mktemp(name))) for name in FLEETS}
 
 
+def train_a_model_that_learned_nothing(
+    data: Path, monkeypatch: pytest.MonkeyPatch
+) -> Any:  # the CLI's result
+    """`shopfloor train` in `data` with a constant-risk classifier in place of the model."""
+    from sklearn.dummy import DummyClassifier
+    from sklearn.pipeline import Pipeline
+    from typer.testing import CliRunner
+
+    import ml.model
+    from shopfloor.cli import app
+
+    monkeypatch.setattr(
+        ml.model,
+        "make_pipeline",
+        lambda features, seed: Pipeline([("classify", DummyClassifier(strategy="prior"))]),
+    )
+    result = CliRunner().invoke(
+        app, ["train", "--data-dir", str(data), "--grouped-folds", "0"], env={"COLUMNS": "160"}
+    )
+    assert result.exit_code == 0, result.output[-3000:]
+    return result
+
+
 @pytest.mark.parametrize(
     "fleet", FLEETS, ids=[f"seed {SHAPES[f].seed}, wear {SHAPES[f].wear_scale}" for f in FLEETS]
 )
@@ -86,11 +109,8 @@ def test_a_model_that_loses_to_a_baseline_says_so_first(
     """A model that learned nothing (a constant risk) cannot rank hours: it alerts on
     every hour or on none. A baseline that ranks is cheaper, and both `shopfloor train`
     and the report open with that."""
-    from sklearn.dummy import DummyClassifier
-    from sklearn.pipeline import Pipeline
     from typer.testing import CliRunner
 
-    import ml.model
     from ml.model import load
     from ml.score import score
     from shopfloor.cli import app
@@ -99,17 +119,7 @@ def test_a_model_that_loses_to_a_baseline_says_so_first(
     data.mkdir()
     fleet_data, _ = trained_fleets["policy"]
     shutil.copy2(fleet_data / "warehouse.duckdb", data / "warehouse.duckdb")
-    monkeypatch.setattr(
-        ml.model,
-        "make_pipeline",
-        lambda features, seed: Pipeline([("classify", DummyClassifier(strategy="prior"))]),
-    )
-    result = CliRunner().invoke(
-        app,
-        ["train", "--data-dir", str(data), "--grouped-folds", "0"],
-        env={"COLUMNS": "160"},
-    )
-    assert result.exit_code == 0, result.output[-3000:]
+    result = train_a_model_that_learned_nothing(data, monkeypatch)
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert "baseline beats the model" in lines[0], result.output[:2000]
     model, meta = load(data / "models")
@@ -135,28 +145,14 @@ def test_a_worse_retrained_model_stays_a_candidate(
     """Champion / challenger: a retrained model that ranks the latest labelled period
     worse than the current one is saved as a candidate; LATEST, and so scoring, keep the
     current model, and `shopfloor train` says why first."""
-    from sklearn.dummy import DummyClassifier
-    from sklearn.pipeline import Pipeline
-    from typer.testing import CliRunner
-
-    import ml.model
     from ml.model import latest_version, load
-    from shopfloor.cli import app
 
     fleet_data, champion = trained_fleets["policy"]
     data = tmp_path / "data"
     data.mkdir()
     shutil.copy2(fleet_data / "warehouse.duckdb", data / "warehouse.duckdb")
     shutil.copytree(fleet_data / "models", data / "models")
-    monkeypatch.setattr(
-        ml.model,
-        "make_pipeline",
-        lambda features, seed: Pipeline([("classify", DummyClassifier(strategy="prior"))]),
-    )
-    result = CliRunner().invoke(
-        app, ["train", "--data-dir", str(data), "--grouped-folds", "0"], env={"COLUMNS": "160"}
-    )
-    assert result.exit_code == 0, result.output[-3000:]
+    result = train_a_model_that_learned_nothing(data, monkeypatch)
     assert "kept as a candidate" in result.output.splitlines()[0], result.output[:2000]
     assert latest_version(data / "models") == champion["version"]
     candidates = [
