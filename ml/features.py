@@ -36,7 +36,9 @@ NOT_FEATURES = frozenset(
 )
 # per-sensor statistics that describe the machine's recent behaviour (the raw hourly value
 # columns are kept out: the window statistics already carry them, and fewer columns train faster)
-SENSOR_STATS_EXCLUDED = frozenset({"value_mean", "value_std", "value_p95", "run_value_mean"})
+SENSOR_STATS_EXCLUDED = frozenset(
+    {"value_mean", "value_std", "value_p95", "run_value_mean", "raw_value_mean"}
+)
 
 
 @dataclass(frozen=True)

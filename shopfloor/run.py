@@ -461,8 +461,9 @@ def _risk(ctx: RunContext) -> None:
     from shopfloor.warehouse import connect
 
     summary = ctx.summary
-    if not _dbt(ctx, ["--select", "fct_machine_risk+"]):
-        _fail(summary, "risk", "dbt build of fct_machine_risk failed")
+    # the marts that serve the scores: the risk per machine, and how the lists turned out
+    if not _dbt(ctx, ["--select", "fct_machine_risk+", "fct_model_monitoring+"]):
+        _fail(summary, "risk", "dbt build of fct_machine_risk and fct_model_monitoring failed")
         return
     # not read_only: in this process dbt's DuckDB instance may still be cached, and a
     # connection with a different configuration to the same file is refused

@@ -242,6 +242,19 @@ def test_scoring_twice_adds_no_rows_and_the_report_matches_the_scores(
     assert len(rows) == 10
     assert all(band != "unknown" and action and reasons for band, action, reasons, _ in rows)
     assert {v for *_, v in rows} == {meta["version"]}
+    # how the lists turned out, per week: every scored hour counted once, every failure
+    # alerted or missed, and the test period's hour-level recall as in the metadata
+    built = shopfloor("build", "--data-dir", str(fleet_data), "--select", "fct_model_monitoring")
+    assert built.returncode == 0, built.stdout[-3000:]
+    with duckdb.connect(str(fleet_data / "warehouse.duckdb"), read_only=True) as con:
+        scored, weekly, failures, accounted, alerted = con.sql(
+            "select (select count(*) from ml.machine_hour_scores where model_version = $v),"
+            " sum(hours_scored), sum(failures), sum(failures_alerted + failures_missed),"
+            " sum(alert_hours) from marts.fct_model_monitoring where model_version = $v",
+            params={"v": meta["version"]},
+        ).fetchone()  # type: ignore[misc]
+    assert scored == weekly > 0
+    assert failures == accounted > 0 and alerted > 0
 
 
 def test_changing_rows_after_t_changes_nothing_at_or_before_t(
