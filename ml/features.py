@@ -35,7 +35,9 @@ NOT_FEATURES = frozenset(
     {*KEYS, LABEL, "next_failure_at", "source_ingested_at", "label_horizon_hours"}
 )
 # per-sensor statistics that describe the machine's recent behaviour (the raw hourly value
-# columns are kept out: the window statistics already carry them, and fewer columns train faster)
+# columns are kept out: the window statistics already carry them, and fewer columns train
+# faster; the mean of all readings, flags included, is for people: on four simulated fleets
+# the model ranked no better with it, docs/decisions/0009-maintenance-answer.md)
 SENSOR_STATS_EXCLUDED = frozenset(
     {"value_mean", "value_std", "value_p95", "run_value_mean", "raw_value_mean"}
 )

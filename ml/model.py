@@ -60,6 +60,7 @@ class ModelMetadata(TypedDict):
     rows: dict[str, int]  # machine-hours per period
     positives: dict[str, int]  # labelled hours per period
     features: list[str]
+    features_screened_out: NotRequired[int]  # sensor statistics dropped by screen()
     categorical: list[str]
     reference_values: dict[str, float]  # training medians: what "unusual" is measured from
     threshold: float
@@ -272,6 +273,11 @@ def train(
     # a feature with no value in the training period cannot be learned (e.g. a sensor
     # that appeared later): it joins at the next training
     features = _observed(train_part, data.features)
+    # screening: a sensor statistic that ranks the training hours no better than chance
+    # carries nothing the trees should split on
+    screened_out = len(features)
+    features = screen(train_part, features)
+    screened_out -= len(features)
 
     step = on_step or (lambda _message: None)
     step(f"fitting on {len(train_part):,} machine-hours x {len(features)} features")
@@ -335,6 +341,7 @@ def train(
             "test": int(labels(test).sum()),
         },
         "features": features,
+        "features_screened_out": screened_out,
         "categorical": [f for f in features if f in CATEGORICAL],
         "reference_values": reference,
         "threshold": threshold,
@@ -433,6 +440,33 @@ def machine_grouped_split(
 
 def _observed(frame: pd.DataFrame, features: list[str]) -> list[str]:
     return [f for f in features if frame[f].notna().any()]
+
+
+SCREEN_MIN_AUC_DISTANCE = 0.03  # |ROC-AUC - 0.5| a sensor statistic needs on training
+
+
+def screen(train: pd.DataFrame, features: list[str]) -> list[str]:
+    """The features without the sensor statistics (`<sensor>__<statistic>`) whose values
+    rank the training period's labels no better than chance (ROC-AUC within
+    SCREEN_MIN_AUC_DISTANCE of 0.5, either direction). The fleet's own columns (age, flags,
+    machine model) always stay, and a statistic with fewer than 50 known hours goes."""
+    from sklearn.metrics import roc_auc_score
+
+    y = labels(train)
+    if y.all() or not y.any():
+        return features
+    kept = []
+    for feature in features:
+        if "__" not in feature:
+            kept.append(feature)
+            continue
+        values = train[feature].astype("float64").to_numpy()
+        known = np.isfinite(values)
+        if known.sum() < 50 or y[known].all() or not y[known].any():
+            continue
+        if abs(roc_auc_score(y[known], values[known]) - 0.5) >= SCREEN_MIN_AUC_DISTANCE:
+            kept.append(feature)
+    return kept
 
 
 def save(

@@ -29,8 +29,8 @@ from tests.fleets import Fleets
 from tests.policy_check import (
     caught_within_visits,
     f1_kept,
-    lowest_cost_latest_alert,
     metrics_listed,
+    only_the_surest_hours,
 )
 
 pytestmark = pytest.mark.slow  # ingests and builds a fleet of its own
@@ -94,8 +94,8 @@ def test_alert_threshold_keeps_the_ranking_and_the_check_has_teeth(
     fleet_data: Path, trained: tuple[Path, dict[str, Any]]
 ) -> None:
     """The policy keeps >= 90 % of the best test F1 (other fleets: test_alert_policy.py);
-    the old rule -- any warning counts in full, lowest cost, ties to the highest
-    threshold -- alerts too late and fails the same check on this fleet."""
+    a policy that waits for certainty (alerts on the surest 1 % of hours) fails the same
+    check on this fleet."""
     models, meta = trained
     model = meta["metrics"]["model"]
     assert metrics_listed(meta)
@@ -103,7 +103,7 @@ def test_alert_threshold_keeps_the_ranking_and_the_check_has_teeth(
     warehouse = fleet_data / "warehouse.duckdb"
     kept, threshold = f1_kept(warehouse, models, meta["version"], choose_threshold)
     assert threshold == pytest.approx(meta["threshold"]) and kept >= 0.9
-    mutated, extreme = f1_kept(warehouse, models, meta["version"], lowest_cost_latest_alert)
+    mutated, extreme = f1_kept(warehouse, models, meta["version"], only_the_surest_hours)
     assert mutated < 0.9 and extreme > threshold, (mutated, extreme, threshold)
 
 

@@ -101,7 +101,12 @@ final as (
             when latest.risk >= latest.alert_threshold / 2 then 'Inspect at the next shift change'
             else 'No action'
         end as recommended_action,
-        top_reasons.top_reasons,
+        case
+            when latest.risk is null then null
+            else coalesce(
+                top_reasons.top_reasons, 'none: every feature is at or below its typical value'
+            )
+        end as top_reasons,
         coalesce(last_seen.is_silent, true) as is_silent,
         latest.model_version,
         latest.scored_at
