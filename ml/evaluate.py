@@ -15,6 +15,7 @@ per machine-hour -- and judged the same way (`ml.policy`):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, TypedDict
 
@@ -101,6 +102,11 @@ def watch_list_threshold(y: np.ndarray, risk: np.ndarray) -> float:
     if not np.asarray(y, dtype=bool).any():
         return WATCH_LIST_DEFAULT
     return best_f1_threshold(y, risk)
+
+
+def watch_threshold_of(metadata: Mapping[str, Any]) -> float:
+    """A model version's watch-list cut (a version saved before the watch list: 0.5)."""
+    return float(metadata.get("watch_threshold", WATCH_LIST_DEFAULT))
 
 
 def outcomes(

@@ -291,14 +291,11 @@ def train(
         name: evaluate.outcomes(part, failures, horizon_hours=built_with, policy=config.policy)
         for name, part in (("train", train_part), ("validation", validation), ("test", test))
     }
-    # the alert threshold: the policy's choice on the validation period (never the test)
-    threshold = choose_threshold(
-        judge["validation"], model.predict_proba(matrix(validation, features))[:, 1]
-    )
-    # the watch list's cut: best F1 of "fails within the horizon" on validation
-    watch_threshold = evaluate.watch_list_threshold(
-        labels(validation), model.predict_proba(matrix(validation, features))[:, 1]
-    )
+    # both cuts are chosen on the validation period (never the test): the alert threshold
+    # by the policy, the watch list's by the best F1 of "fails within the horizon"
+    validation_risk = model.predict_proba(matrix(validation, features))[:, 1]
+    threshold = choose_threshold(judge["validation"], validation_risk)
+    watch_threshold = evaluate.watch_list_threshold(labels(validation), validation_risk)
     step("evaluating on the test period against the baselines")
     test_risk = model.predict_proba(matrix(test, features))[:, 1]
     metrics: dict[str, Any] = {

@@ -117,7 +117,7 @@ def write_report(con: duckdb.DuckDBPyConnection, metadata: ModelMetadata, out_di
     scores = _scores_by_method(metadata, test, _test_features(con, metadata))
     metrics: dict[str, Any] = {"model": model_metrics}
     metrics["watch_list"] = evaluate.alert_metrics(
-        period.judge, test["risk"].to_numpy(), watch_threshold(metadata)
+        period.judge, test["risk"].to_numpy(), evaluate.watch_threshold_of(metadata)
     )
     for name in ("fixed_interval", "single_sensor"):
         rule = metadata["metrics"][name]["rule"]
@@ -286,11 +286,6 @@ ROWS = (
 )
 
 
-def watch_threshold(metadata: ModelMetadata) -> float:
-    """The watch list's cut (a version saved before the watch list: 0.5)."""
-    return float(metadata.get("watch_threshold", evaluate.WATCH_LIST_DEFAULT))
-
-
 def _lists_table(metadata: ModelMetadata, metrics: dict[str, Any]) -> str:
     """The two lists one model gives, on the test period, next to the best F1 any cut of
     the same risk gives there."""
@@ -298,9 +293,10 @@ def _lists_table(metadata: ModelMetadata, metrics: dict[str, Any]) -> str:
         "| list | risk cut | precision | recall | F1 | best F1 any cut gives |",
         "|---|---:|---:|---:|---:|---:|",
     ]
+    watch = evaluate.watch_threshold_of(metadata)
     for label, key, cut in (
         ("act now (alert policy)", "model", float(metadata["threshold"])),
-        ("watch list (likely to fail within the horizon)", "watch_list", watch_threshold(metadata)),
+        ("watch list (likely to fail within the horizon)", "watch_list", watch),
     ):
         m = metrics[key]
         rows.append(

@@ -23,7 +23,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from ml.evaluate import WATCH_LIST_DEFAULT
+from ml.evaluate import watch_threshold_of
 from ml.features import CATEGORICAL, load_features, matrix
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ def score(
     version = metadata["version"]
     features: list[str] = metadata["features"]
     threshold = float(metadata["threshold"])
-    watch = float(metadata.get("watch_threshold", WATCH_LIST_DEFAULT))
+    watch = watch_threshold_of(metadata)
     scored_at = (now or datetime.now(UTC)).replace(microsecond=0)
 
     # only the hours this version has not scored yet (and each machine's latest hour, for
