@@ -2,7 +2,8 @@
 
 A run: finish any load a crashed run left pending, read which file versions the
 warehouse already holds, list the landing area, parse only new or changed files,
-load, then append one row to the run log (`raw.ingest_runs`).
+load them (a run with nothing new loads no package), then append one row to the run
+log (`raw.ingest_runs`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import dlt
 import duckdb
@@ -103,6 +104,12 @@ class IngestSummary:
     error: str | None = None
     quarantined: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per dlt step
+    finished_pending: bool = False  # loaded a package a crashed run had left
+
+    @property
+    def loaded_anything(self) -> bool:
+        """Whether the run changed the raw tables (beyond its own run-log row)."""
+        return self.load_id is not None or self.finished_pending
 
     @property
     def seconds(self) -> float:
@@ -219,6 +226,30 @@ def known_files(pipeline: dlt.Pipeline, reprocess: Reprocess | None = None) -> K
     return known
 
 
+def extract_and_load(
+    pipeline: dlt.Pipeline, source: Any, timings: dict[str, float]
+) -> LoadInfo | None:
+    """Extract the source; normalize and load its package only when it holds something.
+
+    A run with no new file and no changed export extracts an empty package: loading it
+    would still open the destination several times (on a lake each open attaches the
+    catalog) to record a load with no rows, so it is dropped and the warehouse is left
+    as it was; the run log row still records the run.
+    """
+    started = time.perf_counter()
+    load_id = pipeline.extract(source).loads_ids[-1]
+    timings["extract"] = round(time.perf_counter() - started, 3)
+    package = pipeline.get_load_package_info(load_id)
+    if not package.jobs["new_jobs"] and not package.schema_update:
+        pipeline.abort_packages()  # the only pending package: finish_pending ran first
+        return None
+    for step in ("normalize", "load"):
+        started = time.perf_counter()
+        info = getattr(pipeline, step)()
+        timings[step] = round(time.perf_counter() - started, 3)
+    return cast(LoadInfo, info)
+
+
 @contextmanager
 def _warehouse_held_open(cfg: IngestConfig) -> Iterator[None]:
     """Keep the DuckDB warehouse open for the whole run.
@@ -276,9 +307,11 @@ def _run_ingest(
     timings: dict[str, float] = {}
     info: LoadInfo | None = None
     error: str | None = None
+    finished_pending = False
     try:
-        if pipeline.has_pending_data:  # a crashed run left a package: finish it first
+        if finished_pending := pipeline.has_pending_data:  # a crashed run's package first
             finish_pending(pipeline)
+        pipeline.run()  # no data: state and schema restored from the destination if newer
         known = known_files(pipeline, cfg.reprocess)
         source = landing_source(
             cfg.landing,
@@ -295,14 +328,7 @@ def _run_ingest(
             # file compresses doubles well (docs/decisions/0007-lakehouse-ducklake.md)
             decimal_values=cfg.destination is not None,
         )
-        info = pipeline.run(source)
-        if pipeline.last_trace:
-            steps = {st.step: st for st in pipeline.last_trace.steps}
-            timings = {
-                name: round((st.finished_at - st.started_at).total_seconds(), 3)
-                for name, st in steps.items()
-                if st.finished_at and name != "run"
-            }
+        info = extract_and_load(pipeline, source, timings)
         shutil.rmtree(staging, ignore_errors=True)  # dlt copied the files into its package
     except Exception as exc:  # the run itself failed: report, log, exit non-zero
         error = f"{type(exc).__name__}: {exc}"
@@ -326,6 +352,7 @@ def _run_ingest(
         bytes_read=sum(o.size_bytes or 0 for o in outcomes),
         error=error,
         timings=timings,
+        finished_pending=finished_pending,
         quarantined=[
             {"file": o.relative_path, "reason": o.reason}
             for o in outcomes
@@ -336,7 +363,11 @@ def _run_ingest(
         summary.files_loaded = summary.files_partial = 0
         summary.rows_loaded = summary.rows_rejected = 0
     summary.ended_at = datetime.now(UTC)
-    row = {k: v for k, v in asdict(summary).items() if k not in ("quarantined", "timings")}
+    row = {
+        k: v
+        for k, v in asdict(summary).items()
+        if k not in ("quarantined", "timings", "finished_pending")
+    }
     row["duration_s"] = round(time.perf_counter() - t0, 3)
     try:
         pipeline.run(

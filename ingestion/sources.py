@@ -26,7 +26,12 @@ import dlt
 import fsspec
 import pyarrow as pa
 
-from ingestion.export_resources import REGISTRY_PATHS, maintenance_log, registry
+from ingestion.export_resources import (
+    REGISTRY_PATHS,
+    maintenance_log,
+    registry,
+    registry_changed,
+)
 from ingestion.exports import PLANT_TIMEZONE
 from ingestion.listing import KnownFiles, ListingPolicy, list_telemetry
 from ingestion.load_files import ReadingsWriter
@@ -95,7 +100,11 @@ def landing_source(
         *(declared_table(table) for table in APPENDED_TABLES),
         telemetry,
         maintenance_log(landing_url, pseudonym_key, plant_timezone),
-        *(registry(landing_url, name) for name in REGISTRY_PATHS),
+        *(
+            registry(landing_url, name)
+            for name in REGISTRY_PATHS
+            if registry_changed(landing_url, name)
+        ),
     )
 
 

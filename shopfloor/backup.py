@@ -41,6 +41,7 @@ from typing import Any
 import duckdb
 import fsspec
 
+from shopfloor import build_state
 from shopfloor.run import connect_when_free, pipeline_lock
 from shopfloor.settings import Settings
 
@@ -193,6 +194,7 @@ def restore(
         # dlt's local state may be newer than the restored warehouse; without it, dlt
         # takes its state from the warehouse, which matches the restored tables
         shutil.rmtree(settings.data / ".dlt", ignore_errors=True)
+        build_state.forget(settings)  # the next run builds the restored tables' marts
     shutil.rmtree(staging, ignore_errors=True)
     result = RestoreResult(
         location=location,

@@ -78,6 +78,8 @@ class RunSummary:
     scoring_skipped: str | None = None  # why no model scored this run (a young plant)
     hours_scored: int = 0
     published_version: str | None = None  # the serving layer's version this run published
+    # stages with nothing to do: no new rows, scores or dbt project since the last build
+    unchanged: list[str] = field(default_factory=list)
     machines_at_risk: list[str] = field(default_factory=list)
     silent_machines: list[str] = field(default_factory=list)
 
@@ -147,6 +149,10 @@ class RunContext:
     train_if_missing: bool = True
     ingest: Callable[[IngestConfig], IngestSummary] | None = None  # the CLI's, with progress
     on_step: Callable[[str], None] = lambda _text: None  # a long step starts
+    built: dict[str, str] = field(default_factory=dict)  # the last build's record (build_state)
+    inputs: str | None = None  # this run's build inputs' fingerprint (build_state)
+    loaded_anything: bool = True  # the ingest changed the raw tables
+    scores_changed: bool = True  # the score stage wrote scores or trained a model
 
     @property
     def data_dir(self) -> str:
@@ -290,9 +296,13 @@ def _fail(summary: RunSummary, stage: str, error: str) -> None:
 
 def _ingest(ctx: RunContext) -> None:
     from ingestion.pipeline import run_ingest
+    from shopfloor import build_state
 
     summary = ctx.summary
+    # taken away while the raw tables may change; put back by a stage that finds it true
+    ctx.built = build_state.take(ctx.settings)
     result = (ctx.ingest or run_ingest)(ingest_config(ctx.settings))
+    ctx.loaded_anything = result.loaded_anything
     summary.files_new = result.files_new
     summary.files_loaded = result.files_loaded
     summary.files_partial = result.files_partial
@@ -386,10 +396,22 @@ def _build(ctx: RunContext) -> None:
     # The checks that would read every reading ever loaded check what was loaded since
     # the last run that passed them (macro checked_since), so a run costs the same on
     # a year of history as on a day; `shopfloor build` checks everything
+    from shopfloor import build_state
+
+    ctx.inputs = build_state.fingerprint(ctx.settings)
+    if ctx.inputs and not ctx.loaded_anything and ctx.built.get("build") == ctx.inputs:
+        ctx.on_step("nothing new since the last build: the marts are up to date")
+        ctx.summary.unchanged.append("build")
+        build_state.keep(ctx.settings, {"build": ctx.inputs})
+        return
     passed = [r for r in read_runs(ctx.data_dir, last=50) if r.get("status") == "succeeded"]
     env = {"SHOPFLOOR_TEST_SINCE": passed[-1]["started_at"]} if passed else {}
     if not _dbt(ctx, ["--exclude-resource-type", "unit_test"], batched=True, env=env):
         _fail(ctx.summary, "build", "dbt build failed (errors or failing tests, see the log)")
+        return
+    ctx.inputs = build_state.fingerprint(ctx.settings)  # a first build creates the warehouse
+    if ctx.inputs:
+        build_state.keep(ctx.settings, {"build": ctx.inputs})
 
 
 def _score(ctx: RunContext) -> None:
@@ -405,6 +427,7 @@ def _score(ctx: RunContext) -> None:
             # the first run with enough history trains by itself
             if not (ready := readiness(con)).ready:
                 summary.scoring_skipped = f"no model yet: {ready.describe()}"
+                ctx.scores_changed = False
                 return
             if not ctx.train_if_missing:
                 _fail(summary, "score", f"no model in {models} (run `shopfloor train`)")
@@ -419,14 +442,20 @@ def _score(ctx: RunContext) -> None:
         result = score(con, model, metadata)
     summary.model_version = result.model_version
     summary.hours_scored = result.hours_scored
+    ctx.scores_changed = summary.trained or result.hours_scored > 0
 
 
 def _publish(ctx: RunContext) -> None:
+    from shopfloor.serving import current_version
     from shopfloor.warehouse import connect, save_catalog
 
-    ctx.on_step(f"publishing the marts to the serving layer {ctx.settings.serving_dir}")
-    with connect(ctx.settings) as con:
-        ctx.summary.published_version = publish(con, ctx.settings, ctx.on_step).version
+    unchanged = {"build", "risk"} <= set(ctx.summary.unchanged)
+    if unchanged and current_version(ctx.settings.serving_dir) is not None:
+        ctx.summary.unchanged.append("publish")  # the marts the serving layer holds
+    else:
+        ctx.on_step(f"publishing the marts to the serving layer {ctx.settings.serving_dir}")
+        with connect(ctx.settings) as con:
+            ctx.summary.published_version = publish(con, ctx.settings, ctx.on_step).version
     if copy := save_catalog(ctx.settings):
         ctx.on_step(f"copied the lake's catalog to {copy}")
 
@@ -457,14 +486,19 @@ def publish(
 
 
 def _risk(ctx: RunContext) -> None:
-    from shopfloor import marts
+    from shopfloor import build_state, marts
     from shopfloor.warehouse import connect
 
     summary = ctx.summary
+    model = summary.model_version or "no model"
+    if "build" in summary.unchanged and not ctx.scores_changed and ctx.built.get("risk") == model:
+        summary.unchanged.append("risk")
     # the marts that serve the scores: the risk per machine, and how the lists turned out
-    if not _dbt(ctx, ["--select", "fct_machine_risk+", "fct_model_monitoring+"]):
+    elif not _dbt(ctx, ["--select", "fct_machine_risk+", "fct_model_monitoring+"]):
         _fail(summary, "risk", "dbt build of fct_machine_risk and fct_model_monitoring failed")
         return
+    if ctx.inputs:
+        build_state.keep(ctx.settings, {"build": ctx.inputs, "risk": model})
     # not read_only: in this process dbt's DuckDB instance may still be cached, and a
     # connection with a different configuration to the same file is refused
     with connect(ctx.settings) as con:

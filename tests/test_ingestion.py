@@ -279,12 +279,37 @@ def test_second_run_is_a_no_op(loaded: tuple[Path, Path, IngestSummary]) -> None
         "machine_registry",
     )
     before = {t: query(data, f"select count(*) from raw.{t}")[0][0] for t in tables}
+    registry_load = query(data, "select distinct _dlt_load_id from raw.machine_registry")
+    loads = query(data, "select count(*) from raw._dlt_loads")[0][0]
     again = ingest(fleet / "landing", data)
     after = {t: query(data, f"select count(*) from raw.{t}")[0][0] for t in tables}
     assert after == before
     assert (again.files_listed, again.files_new) == (first.files_listed, 0)
     runs = query(data, "select files_new, status from raw.ingest_runs order by started_at")
     assert runs[-1] == (0, "succeeded") and len(runs) >= 2
+    # nothing was loaded but the run's own log row: no package, the registry not replaced
+    assert again.load_id is None and not again.loaded_anything
+    assert query(data, "select count(*) from raw._dlt_loads")[0][0] == loads + 1
+    assert query(data, "select distinct _dlt_load_id from raw.machine_registry") == registry_load
+
+
+def test_a_registry_is_replaced_when_it_changes_and_only_then(tmp_path: Path) -> None:
+    from tests.landing import HandMachine, write_registry
+
+    os.environ["SHOPFLOOR_PSEUDONYM_KEY"] = KEY
+    landing, data = tmp_path / "landing", tmp_path / "data"
+    presses = [HandMachine(f"PRESS-{k}", "HP-200", {"ram_force_kn": 850.0}) for k in (1, 2)]
+    registry = "select machine_id, _dlt_load_id from raw.machine_registry order by 1"
+    write_registry(landing, presses[:1])
+    first = ingest(landing, data)
+    assert [m for m, _ in query(data, registry)] == ["PRESS-1"]
+    write_registry(landing, presses)  # a machine is added
+    second = ingest(landing, data)
+    assert second.load_id is not None
+    assert query(data, registry) == [("PRESS-1", second.load_id), ("PRESS-2", second.load_id)]
+    third = ingest(landing, data)  # unchanged: neither read nor emptied
+    assert third.load_id is None and first.load_id != second.load_id
+    assert query(data, registry) == [("PRESS-1", second.load_id), ("PRESS-2", second.load_id)]
 
 
 def test_resent_files_add_no_rows(tmp_path: Path) -> None:

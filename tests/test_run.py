@@ -194,6 +194,34 @@ def test_run_then_one_more_hour_then_nothing_new(plant: tuple[Path, Path]) -> No
     assert "Last runs" in status.stdout and "Current top risks" in status.stdout
     assert status.stdout.count("succeeded") >= 3
 
+    # the next hour brings nothing: no dbt work, nothing published again, same marts
+    serving = (data / "serving" / "CURRENT").read_text()
+    idle = shopfloor_run(data, landing)
+    assert idle.returncode == 0, idle.stdout[-4000:]
+    assert "nothing new since the last build" in idle.stdout
+    run4 = last_run(data)
+    assert run4["unchanged"] == ["build", "risk", "publish"] and run4["tests_passed"] == 0
+    assert (data / "serving" / "CURRENT").read_text() == serving
+    assert one(data, HOURS_CHECKSUM) == before
+
+    # an analytics engineer edits a model: the next run builds again
+    repository, project = Path(__file__).parents[1], data.parent / "project"
+    shutil.copytree(repository / "dbt_project", project / "dbt_project")
+    for name in ("dbt_project.yml", "profiles.yml"):
+        shutil.copy(repository / name, project / name)
+    model = project / "dbt_project/models/marts/fct_machine_hours.sql"
+    model.write_text(model.read_text() + "\n-- edited\n")
+    edited = subprocess.run(
+        run_cmd(data, landing),
+        capture_output=True,
+        text=True,
+        env=env | {"SHOPFLOOR_PROJECT_DIR": str(project)},
+    )
+    assert edited.returncode == 0, edited.stdout[-4000:]
+    run5 = last_run(data)
+    assert run5["unchanged"] == [] and run5["models_built"] > 0 and run5["tests_passed"] > 0
+    assert one(data, HOURS_CHECKSUM) == before
+
 
 def test_concurrent_runs(plant: tuple[Path, Path]) -> None:
     landing, data = plant

@@ -184,8 +184,10 @@ def _writes_warehouse(settings: Settings) -> Iterator[None]:
     """Around a command that writes the warehouse: on a lake on an object store with a
     SQLite catalog, the catalog is copied beside the data when the command ends, so the
     local file is a cache (docs/operations.md)."""
+    from shopfloor import build_state
     from shopfloor.warehouse import save_catalog
 
+    build_state.forget(settings)  # the next run builds what this command changed
     try:
         yield
     except BaseException:

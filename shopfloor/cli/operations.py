@@ -191,7 +191,9 @@ def _print_run_summary(s: RunSummary) -> None:
     table.add_row("rows loaded / rejected", f"{s.rows_loaded:,} / {s.rows_rejected:,}")
     table.add_row(
         "dbt models built / failed / skipped",
-        f"{s.models_built} / {s.models_failed} / {s.nodes_skipped}",
+        "none: nothing new since the last build"
+        if "build" in s.unchanged
+        else f"{s.models_built} / {s.models_failed} / {s.nodes_skipped}",
     )
     table.add_row(
         "dbt tests passed / warned / failed",
@@ -204,7 +206,10 @@ def _print_run_summary(s: RunSummary) -> None:
     table.add_row("machine-hours scored", f"{s.hours_scored:,}")
     table.add_row("machines at risk", ", ".join(s.machines_at_risk) or "none")
     table.add_row("silent machines", ", ".join(s.silent_machines) or "none")
-    table.add_row("serving layer version", s.published_version or "not published")
+    published = s.published_version or "not published"
+    if "publish" in s.unchanged:
+        published = "unchanged (nothing new since the last run)"
+    table.add_row("serving layer version", published)
     table.add_row("stage seconds", ", ".join(f"{k} {v}" for k, v in s.stages_s.items()))
     console.print(table)
     if s.error:
