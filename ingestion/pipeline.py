@@ -40,6 +40,11 @@ _DLT_DEFAULTS = {
     "LOAD__WORKERS": "1",
     # loaded packages would otherwise keep a second copy of every reading on disk
     "LOAD__DELETE_COMPLETED_JOBS": "true",
+    # a first run declares telemetry_readings with an empty Arrow table, to which dlt adds
+    # `_dlt_load_id` dictionary-encoded; when the readings' own file must be rewritten
+    # (its columns in another order) both are buffered together: merge the two string
+    # types losslessly instead of failing the load
+    "DATA_WRITER__ARROW_CONCAT_PROMOTE_OPTIONS": "default",
 }
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-
-from dbt.cli.main import dbtRunner, dbtRunnerResult
+from typing import TYPE_CHECKING
 
 from shopfloor.settings import Settings, scoped_env
+
+if TYPE_CHECKING:  # dbt takes a second to import: only a command that runs it pays
+    from dbt.cli.main import dbtRunnerResult
 
 
 def project_dir() -> Path:
@@ -50,6 +52,8 @@ def run_dbt(
     profiles.yml reads the warehouse path through env_var(); the settings are put in
     the environment for this call only, so one resolution serves every stage.
     """
+    from dbt.cli.main import dbtRunner
+
     from shopfloor.warehouse import dbt_env, prepare
 
     root = project_dir()

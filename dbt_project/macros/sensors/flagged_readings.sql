@@ -34,28 +34,32 @@
 flagged_wide as (
 
     select
-        steps.machine_id,
-        steps.hour_at,
-        steps.status,
-        steps.rn,
+        base.machine_id,
+        base.hour_at,
+        base.status,
+        base.rn,
         {% for s in sensors %}
-            steps.{{ s }} as {{ s }}__value,
-            {{ is_spike('steps', 'spike_margins', s) }} as {{ s }}__spike,
+            base.{{ s }} as {{ s }}__value,
+            coalesce(spike_wide.{{ s }}, false) as {{ s }}__spike,
             coalesce(
-                steps.{{ s }} < ratings.{{ s }}__min or steps.{{ s }} > ratings.{{ s }}__max, false
+                base.{{ s }} < ratings.{{ s }}__min or base.{{ s }} > ratings.{{ s }}__max, false
             ) as {{ s }}__out_of_range,
             coalesce(stuck_wide.{{ s }}, false) as {{ s }}__stuck{{ "," if not loop.last }}
         {% endfor %}
-    from neighbour_steps as steps
-    inner join spike_margins
-        on steps.machine_id = spike_margins.machine_id and steps.hour_at = spike_margins.hour_at
-    left join ratings on steps.machine_id = ratings.machine_id
+    from base
+    left join ratings on base.machine_id = ratings.machine_id
+    left join spike_wide
+        on
+            base.machine_id = spike_wide.machine_id
+            and base.hour_at = spike_wide.hour_at
+            and base.file_key = spike_wide.file_key
+            and base.rn = spike_wide.rn
     left join stuck_wide
         on
-            steps.machine_id = stuck_wide.machine_id
-            and steps.hour_at = stuck_wide.hour_at
-            and steps.file_key = stuck_wide.file_key
-            and steps.rn = stuck_wide.rn
+            base.machine_id = stuck_wide.machine_id
+            and base.hour_at = stuck_wide.hour_at
+            and base.file_key = stuck_wide.file_key
+            and base.rn = stuck_wide.rn
 
 )
 {% endmacro %}

@@ -30,7 +30,7 @@ repeats_wide as (
         rn,
         {% for s in sensors %}
             case
-                when {{ s }}__back = 0 and {{ s }} != 0 then true
+                when {{ s }}__repeat then true
             end as {{ s }}{{ "," if not loop.last }}
         {% endfor %}
     from neighbour_steps
