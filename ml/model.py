@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Any, NotRequired, TypedDict
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -41,40 +41,10 @@ from sklearn.preprocessing import OrdinalEncoder
 
 from ml import evaluate
 from ml.features import CATEGORICAL, KEYS, LABEL, FeatureFrame, labels, load_features, matrix
+from ml.metadata import ModelMetadata
 from ml.policy import AlertPolicy, PeriodOutcomes, choose_threshold
 
 LATEST = "LATEST"
-
-
-class ModelMetadata(TypedDict):
-    """What a model version records next to its model (metadata.json): how it was trained,
-    on what, how it scored on the test period, and the alert threshold scoring uses."""
-
-    version: str
-    trained_at: str  # ISO 8601, UTC
-    label: str
-    horizon_hours: int
-    policy: dict[str, Any]  # AlertPolicy.to_dict()
-    seed: int
-    periods: dict[str, Any]  # train / validation / test bounds
-    rows: dict[str, int]  # machine-hours per period
-    positives: dict[str, int]  # labelled hours per period
-    features: list[str]
-    features_screened_out: NotRequired[int]  # sensor statistics dropped by screen()
-    categorical: list[str]
-    reference_values: dict[str, float]  # training medians: what "unusual" is measured from
-    threshold: float
-    # the watch list's cut: a failure within the horizon likely (best F1 on validation)
-    watch_threshold: NotRequired[float]
-    # "current" (LATEST names it: it scores) or "candidate" (it lost to the current model
-    # on this version's test period; kept, never scoring); and that comparison
-    status: NotRequired[str]
-    champion: NotRequired[dict[str, Any]]
-    metrics: dict[str, Any]  # per rule (model, baselines) and the machine-grouped split
-    warnings: list[str]
-    data_fingerprint: str
-    library_versions: dict[str, str]
-    trusted_types: NotRequired[list[str]]  # what loading the model may instantiate (skops)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from ml.model import ModelMetadata
+    from ml.metadata import ModelMetadata
 
 HOUR = pd.Timedelta(hours=1)
 SMOOTHING_LOGIT = 0.5  # half-width of the window the cost curve is averaged over

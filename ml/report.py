@@ -19,7 +19,8 @@ import pandas as pd
 
 from ml import evaluate
 from ml.features import FEATURES_MART, LABEL
-from ml.model import ModelMetadata, beaten_by_baselines, failures_from
+from ml.metadata import ModelMetadata
+from ml.model import beaten_by_baselines, failures_from
 from ml.policy import AlertPolicy, PeriodOutcomes
 
 METHODS = {

@@ -27,7 +27,7 @@ from ml.evaluate import watch_threshold_of
 from ml.features import CATEGORICAL, load_features, matrix
 
 if TYPE_CHECKING:
-    from ml.model import ModelMetadata
+    from ml.metadata import ModelMetadata
 
 TOP_REASONS = 3
 

@@ -39,6 +39,11 @@ def memory_limit(settings: Settings) -> str:
     return default_memory_limit() if value in ("", "auto") else value
 
 
+def dbt_log_path(settings: Settings) -> Path:
+    """Where dbt writes its log (dbt.log): with the data it describes."""
+    return settings.data.resolve() / "dbt_target" / "logs"
+
+
 def plain_output() -> bool:
     """No colour codes in logs: output is not a terminal, or NO_COLOR is set."""
     return bool(os.environ.get("NO_COLOR")) or not sys.stdout.isatty()
@@ -89,5 +94,7 @@ def run_dbt(
                 str(root),
                 "--target-path",
                 str(target),
+                "--log-path",
+                str(dbt_log_path(settings)),
             ]
         )

@@ -149,6 +149,7 @@ class RunContext:
     train_if_missing: bool = True
     ingest: Callable[[IngestConfig], IngestSummary] | None = None  # the CLI's, with progress
     on_step: Callable[[str], None] = lambda _text: None  # a long step starts
+    dbt_lines: bool = False  # dbt's line per node on the console (else errors only)
     built: dict[str, str] = field(default_factory=dict)  # the last build's record (build_state)
     inputs: str | None = None  # this run's build inputs' fingerprint (build_state)
     loaded_anything: bool = True  # the ingest changed the raw tables
@@ -167,12 +168,14 @@ def run_pipeline(
     on_stage: Callable[[str], None] | None = None,
     on_step: Callable[[str], None] | None = None,
     ingest: Callable[[IngestConfig], IngestSummary] | None = None,
+    dbt_lines: bool = False,
 ) -> RunSummary:
     """Run every stage once under the lock. Raises PipelineBusyError when another run holds
-    it, WarehouseBusyError when another process holds the warehouse for longer than wait_s."""
+    it, WarehouseBusyError when another process holds the warehouse for longer than wait_s.
+    dbt prints only its errors unless `dbt_lines` (its full log is in dbt_log_path)."""
     deadline = time.monotonic() + wait_s
     summary = RunSummary(started_at=_now())
-    ctx = RunContext(settings, summary, train_if_missing, ingest)
+    ctx = RunContext(settings, summary, train_if_missing, ingest, dbt_lines=dbt_lines)
     if on_step:
         ctx.on_step = on_step
     data_dir = settings.data_dir
@@ -368,7 +371,8 @@ def _dbt(
     from shopfloor.batches import build
 
     summary = ctx.summary
-    result = build(ctx.settings, args, batched=batched, on_step=ctx.on_step, env=env)
+    quiet = [] if ctx.dbt_lines else ["--quiet"]
+    result = build(ctx.settings, [*quiet, *args], batched=batched, on_step=ctx.on_step, env=env)
     for node in getattr(result.result, "results", None) or []:
         status = str(getattr(node.status, "value", node.status)).lower()
         kind = node.node.resource_type
@@ -390,6 +394,12 @@ def _dbt(
     return bool(result.success)
 
 
+def _dbt_log(ctx: RunContext) -> str:
+    from shopfloor.dbt import dbt_log_path
+
+    return f"see {dbt_log_path(ctx.settings) / 'dbt.log'}"
+
+
 def _build(ctx: RunContext) -> None:
     # unit tests check the SQL logic on fixed inputs, not the data: they run in CI and
     # with `shopfloor build`; dbt recommends leaving them out of production builds.
@@ -407,7 +417,7 @@ def _build(ctx: RunContext) -> None:
     passed = [r for r in read_runs(ctx.data_dir, last=50) if r.get("status") == "succeeded"]
     env = {"SHOPFLOOR_TEST_SINCE": passed[-1]["started_at"]} if passed else {}
     if not _dbt(ctx, ["--exclude-resource-type", "unit_test"], batched=True, env=env):
-        _fail(ctx.summary, "build", "dbt build failed (errors or failing tests, see the log)")
+        _fail(ctx.summary, "build", f"dbt build failed (errors or failing tests): {_dbt_log(ctx)}")
         return
     ctx.inputs = build_state.fingerprint(ctx.settings)  # a first build creates the warehouse
     if ctx.inputs:
@@ -495,7 +505,11 @@ def _risk(ctx: RunContext) -> None:
         summary.unchanged.append("risk")
     # the marts that serve the scores: the risk per machine, and how the lists turned out
     elif not _dbt(ctx, ["--select", "fct_machine_risk+", "fct_model_monitoring+"]):
-        _fail(summary, "risk", "dbt build of fct_machine_risk and fct_model_monitoring failed")
+        _fail(
+            summary,
+            "risk",
+            f"dbt build of fct_machine_risk and fct_model_monitoring failed: {_dbt_log(ctx)}",
+        )
         return
     if ctx.inputs:
         build_state.keep(ctx.settings, {"build": ctx.inputs, "risk": model})

@@ -87,7 +87,7 @@ def plant(tmp_path_factory: pytest.TempPathFactory, fleets: Fleets) -> tuple[Pat
     return root / "landing", root / "data"
 
 
-def test_run_then_one_more_hour_then_nothing_new(plant: tuple[Path, Path]) -> None:
+def test_a_plant_run_hour_after_hour(plant: tuple[Path, Path]) -> None:
     landing, data = plant
     young = shopfloor_run(data, landing)
     assert young.returncode == 0, young.stdout[-4000:] + young.stderr[-2000:]
@@ -222,11 +222,12 @@ def test_run_then_one_more_hour_then_nothing_new(plant: tuple[Path, Path]) -> No
     assert run5["unchanged"] == [] and run5["models_built"] > 0 and run5["tests_passed"] > 0
     assert one(data, HOURS_CHECKSUM) == before
 
+    # the same plant's history goes on: runs side by side, then its capacity
+    concurrent_runs(landing, data)
+    capacity_measures_this_plant(landing, data)
 
-def test_concurrent_runs(plant: tuple[Path, Path]) -> None:
-    landing, data = plant
-    if not (data / "warehouse.duckdb").exists():
-        pytest.skip("needs the warehouse of the end-to-end test")
+
+def concurrent_runs(landing: Path, data: Path) -> None:
     simulate_hours(landing.parent, HOURS + 2)
     env = {**os.environ, "COLUMNS": "160", "SHOPFLOOR_PSEUDONYM_KEY": "k"}
     # while one runs, a second exits 75 with a clear message, and a third with --wait
@@ -257,10 +258,7 @@ def test_concurrent_runs(plant: tuple[Path, Path]) -> None:
     assert duplicates(data) == {"raw readings": 0, "machine hours": 0, "scores": 0}
 
 
-def test_capacity_measures_this_plant(plant: tuple[Path, Path]) -> None:
-    landing, data = plant
-    if not (data / "runs.jsonl").exists():
-        pytest.skip("needs the runs of the end-to-end test")
+def capacity_measures_this_plant(landing: Path, data: Path) -> None:
     cli = subprocess.run(
         ["shopfloor", "capacity", "--data-dir", str(data), "--machines", "15"],
         capture_output=True,

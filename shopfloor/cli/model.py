@@ -11,7 +11,7 @@ from rich.table import Table
 from shopfloor.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
-    from ml.model import ModelMetadata
+    from ml.metadata import ModelMetadata
 
 from shopfloor.cli._common import (
     DataDirOption,

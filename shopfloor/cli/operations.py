@@ -62,6 +62,14 @@ RunWait = Annotated[
     float, typer.Option(help="Seconds to wait for another run to finish (0: exit at once).")
 ]
 TrainIfMissing = Annotated[bool, typer.Option(help="Train a model first when none exists.")]
+Verbose = Annotated[
+    bool,
+    typer.Option(
+        "--verbose",
+        "-v",
+        help="Print dbt's line per model and test (else only its errors; all in its log).",
+    ),
+]
 
 
 @app.command()
@@ -130,6 +138,7 @@ def run(
     lakehouse: LakehouseOption = "",
     wait: RunWait = 0.0,
     train_if_missing: TrainIfMissing = True,
+    verbose: Verbose = False,
 ) -> None:
     """The hourly pipeline: ingest -> dbt build -> score (train first if no model) -> risk mart.
 
@@ -162,6 +171,7 @@ def run(
             on_stage=lambda stage: console.rule(f"shopfloor run: {stage}"),
             on_step=lambda text: console.print(f"... {text}", highlight=False),
             ingest=ingest_with_progress,
+            dbt_lines=verbose,
         )
     except PipelineBusyError as exc:
         console.print(f"[yellow]{exc}[/]; not starting a second one (exit {EXIT_BUSY})")
@@ -201,7 +211,9 @@ def _print_run_summary(s: RunSummary) -> None:
     )
     table.add_row(
         "model",
-        s.scoring_skipped or f"{s.model_version}" + (" (trained in this run)" if s.trained else ""),
+        s.scoring_skipped
+        or (s.model_version and s.model_version + (" (trained in this run)" if s.trained else ""))
+        or "not scored",
     )
     table.add_row("machine-hours scored", f"{s.hours_scored:,}")
     table.add_row("machines at risk", ", ".join(s.machines_at_risk) or "none")
@@ -286,6 +298,7 @@ def capacity(
 def demo(
     data_dir: DataDirOption = "",
     days: Annotated[int, typer.Option(min=7, help="Days of sample history.")] = 60,
+    verbose: Verbose = False,
 ) -> None:
     """Run shopfloor end to end on a built-in sample fleet (no server needed).
 
@@ -317,6 +330,7 @@ def demo(
             data_dir=data_dir,
             wait=0.0,
             train_if_missing=True,
+            verbose=verbose,
         )
     except typer.Exit as done:
         if done.exit_code:
