@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_run import child_run, fleet
 
-from shopfloor.backup import backed_up, restore, take
-from shopfloor.settings import resolve
+from shopfloor.core.settings import resolve
+from shopfloor.operations.backup import backed_up, restore, take
 
 
 def main() -> None:

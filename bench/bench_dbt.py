@@ -33,9 +33,9 @@ from pathlib import Path
 
 import duckdb
 
-from shopfloor.simulator.defects import DefectRates
-from shopfloor.simulator.fleet import FleetConfig
-from shopfloor.simulator.simulate import SimulationConfig, simulate
+from simulator.defects import DefectRates
+from simulator.fleet import FleetConfig
+from simulator.simulate import SimulationConfig, simulate
 
 # the child imports bench/rss.py
 _CHILD = (
@@ -43,8 +43,8 @@ _CHILD = (
     + """
 import json, sys, time
 from rss import peak_rss_mb
-from shopfloor.batches import build
-from shopfloor.settings import resolve
+from shopfloor.pipeline.batches import build
+from shopfloor.core.settings import resolve
 
 
 t0 = time.perf_counter()
@@ -58,7 +58,7 @@ print(json.dumps({"seconds": time.perf_counter() - t0, "success": bool(result.su
 """
 )
 
-# what `shopfloor run` builds every hour (shopfloor/run.py)
+# what `shopfloor run` builds every hour (shopfloor/pipeline/run.py)
 HOURLY_ARGS = ["--exclude-resource-type", "unit_test"]
 
 

@@ -41,8 +41,8 @@ _BUILD = (
     + """
 import json, os, sys, time
 from rss import peak_rss_mb
-from shopfloor.batches import build
-from shopfloor.settings import resolve
+from shopfloor.pipeline.batches import build
+from shopfloor.core.settings import resolve
 
 settings = resolve({"data_dir": sys.argv[1]})
 # what `shopfloor run` passes: the full-history checks look at what came since
@@ -71,7 +71,7 @@ print(json.dumps({"status": s.status, "seconds": time.perf_counter() - t0,
 """
 )
 
-# what `shopfloor run` builds every hour (shopfloor/run.py)
+# what `shopfloor run` builds every hour (shopfloor/pipeline/run.py)
 HOURLY_ARGS = ["--exclude-resource-type", "unit_test"]
 
 

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import duckdb
 
-from shopfloor.simulator.defects import DefectRates
-from shopfloor.simulator.fleet import FleetConfig
-from shopfloor.simulator.simulate import SimulationConfig, simulate
+from simulator.defects import DefectRates
+from simulator.fleet import FleetConfig
+from simulator.simulate import SimulationConfig, simulate
 
 # the child imports bench/rss.py
 _CHILD = (

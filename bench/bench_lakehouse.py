@@ -34,9 +34,9 @@ import boto3
 import pyarrow as pa
 from moto.server import ThreadedMotoServer
 
-from shopfloor.simulator.defects import DefectRates
-from shopfloor.simulator.fleet import FleetConfig
-from shopfloor.simulator.simulate import SimulationConfig, simulate
+from simulator.defects import DefectRates
+from simulator.fleet import FleetConfig
+from simulator.simulate import SimulationConfig, simulate
 
 LAKE = "s3://bench/lake"
 _CHILD = (
@@ -44,8 +44,8 @@ _CHILD = (
     + """
 import json, sys, time
 from rss import peak_rss_mb
-from shopfloor.run import run_pipeline
-from shopfloor.settings import resolve
+from shopfloor.pipeline.run import run_pipeline
+from shopfloor.core.settings import resolve
 
 t0 = time.perf_counter()
 s = run_pipeline(resolve({"data_dir": sys.argv[1], "landing": sys.argv[2],
@@ -88,9 +88,9 @@ def child_run(data: Path, landing: Path, lakehouse: str) -> dict:
 def lake_bytes(data: Path, landing: Path) -> dict[str, float]:
     """The lake's Parquet bytes for the raw readings and for everything, per machine-day,
     next to the machine files' text bytes per machine-day."""
-    from shopfloor.settings import resolve
-    from shopfloor.warehouse import LAKE as NAME
-    from shopfloor.warehouse import connect
+    from shopfloor.core.settings import resolve
+    from shopfloor.core.warehouse import LAKE as NAME
+    from shopfloor.core.warehouse import connect
 
     with connect(resolve({"data_dir": str(data), "lakehouse": LAKE})) as con:
         files = dict(

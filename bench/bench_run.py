@@ -24,9 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from shopfloor.simulator.defects import DefectRates
-from shopfloor.simulator.fleet import FleetConfig
-from shopfloor.simulator.simulate import SimulationConfig, simulate
+from simulator.defects import DefectRates
+from simulator.fleet import FleetConfig
+from simulator.simulate import SimulationConfig, simulate
 
 # the child imports bench/rss.py
 _CHILD = (
@@ -34,8 +34,8 @@ _CHILD = (
     + """
 import json, sys, time
 from rss import peak_rss_mb
-from shopfloor.run import run_pipeline
-from shopfloor.settings import resolve
+from shopfloor.pipeline.run import run_pipeline
+from shopfloor.core.settings import resolve
 
 
 t0 = time.perf_counter()
@@ -83,7 +83,7 @@ def publish_detail(data: Path) -> dict:
     per-day checksums that find them take on this warehouse."""
     import duckdb
 
-    from shopfloor import serving
+    from shopfloor.serving import snapshot as serving
 
     root = serving.serving_dir(data)
     newest, previous = [v for v, _ in serving._pointer(root)][:2]

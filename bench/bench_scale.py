@@ -30,10 +30,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_run import child_run
 
-from shopfloor.capacity import disk_bytes
-from shopfloor.simulator.defects import DefectRates
-from shopfloor.simulator.fleet import FleetConfig
-from shopfloor.simulator.simulate import SimulationConfig, simulate
+from shopfloor.operations.capacity import disk_bytes
+from simulator.defects import DefectRates
+from simulator.fleet import FleetConfig
+from simulator.simulate import SimulationConfig, simulate
 
 HISTORY_INTERVAL_S = 900
 FULL_FIDELITY_S = 1

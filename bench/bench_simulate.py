@@ -15,9 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from shopfloor.simulator.defects import DefectRates
-from shopfloor.simulator.fleet import FleetConfig
-from shopfloor.simulator.simulate import SimulationConfig, simulate
+from simulator.defects import DefectRates
+from simulator.fleet import FleetConfig
+from simulator.simulate import SimulationConfig, simulate
 
 
 def main() -> None:

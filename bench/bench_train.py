@@ -32,7 +32,7 @@ import duckdb
 
 def build_demo_fleet(root: Path) -> Path:
     from ingestion.pipeline import IngestConfig, run_ingest
-    from shopfloor.simulator.simulate import SimulationConfig, simulate
+    from simulator.simulate import SimulationConfig, simulate
 
     simulate(SimulationConfig.demo(str(root), workers=2))
     data = root / "data"

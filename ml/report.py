@@ -140,7 +140,7 @@ def write_report(con: duckdb.DuckDBPyConnection, metadata: ModelMetadata, out_di
     plt.close(fig)
 
     # lead times of the caught failures
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = plt.subplots(figsize=(8, 3.5))
     horizon = int(metadata["horizon_hours"])
     bins = [float(b) for b in range(0, horizon + 2, 2)]
     for name in METHODS:
@@ -152,7 +152,7 @@ def write_report(con: duckdb.DuckDBPyConnection, metadata: ModelMetadata, out_di
         label="planning lead time",
     )
     ax.set(xlabel="hours from first alert to failure", ylabel="failures", title="Lead time")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside, never on a bar
     fig.tight_layout()
     fig.savefig(out_dir / "lead_time.png", dpi=110)
     plt.close(fig)

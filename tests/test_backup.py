@@ -15,9 +15,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from shopfloor.backup import BackupError, restore, take
-from shopfloor.run import PipelineBusyError, pipeline_lock
-from shopfloor.settings import resolve
+from shopfloor.core.settings import resolve
+from shopfloor.operations.backup import BackupError, restore, take
+from shopfloor.pipeline.run import PipelineBusyError, pipeline_lock
 from tests.s3 import s3_server
 
 
@@ -102,7 +102,7 @@ def test_a_backup_waits_for_the_run_in_progress(tmp_path: Path) -> None:
         [
             "python",
             "-c",
-            "import sys, time; from shopfloor.run import pipeline_lock\n"
+            "import sys, time; from shopfloor.pipeline.run import pipeline_lock\n"
             f"with pipeline_lock({str(data)!r}):\n    print('held', flush=True); time.sleep(3)",
         ],
         stdout=subprocess.PIPE,

@@ -1,4 +1,4 @@
-"""A backlog built in bounded batches (shopfloor/batches.py), on a hand-made plant.
+"""A backlog built in bounded batches (shopfloor/pipeline/batches.py), on a hand-made plant.
 
 Four days of two machines, ingested at once, built with a batch budget of about one
 day of readings: the build goes window by window; killed with SIGKILL half-way it

@@ -22,9 +22,9 @@ import pytest
 
 from ingestion.load_files import ReadingsWriter
 from ingestion.pipeline import IngestConfig, IngestSummary, run_ingest
-from shopfloor.simulator.defects import DefectRates
-from shopfloor.simulator.fleet import TECHNICIANS, FleetConfig
-from shopfloor.simulator.simulate import SimulationConfig, simulate
+from simulator.defects import DefectRates
+from simulator.fleet import TECHNICIANS, FleetConfig
+from simulator.simulate import SimulationConfig, simulate
 from tests.contract import parse
 
 KEY = "test-pseudonym-key"

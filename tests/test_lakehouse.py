@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import s3fs
 
-from shopfloor.serving import open_catalog
-from shopfloor.settings import resolve
-from shopfloor.warehouse import connect
+from shopfloor.core.settings import resolve
+from shopfloor.core.warehouse import connect
+from shopfloor.serving.snapshot import open_catalog
 from tests.cli import build_models
 from tests.ducklake_files import read_table
 from tests.fleets import SHAPES, Fleets

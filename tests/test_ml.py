@@ -24,7 +24,7 @@ from ml.model import TrainConfig, load, machine_grouped_split, train
 from ml.policy import choose_threshold
 from ml.report import recompute_model_metrics, write_report
 from ml.score import score
-from shopfloor.simulator.models import MODELS
+from simulator.models import MODELS
 from tests.fleets import Fleets
 from tests.policy_check import (
     caught_within_visits,

@@ -23,10 +23,10 @@ import duckdb
 import numpy as np
 import pytest
 
-from shopfloor.simulator.defects import DefectRates
-from shopfloor.simulator.fleet import FleetConfig
-from shopfloor.simulator.models import MODELS
-from shopfloor.simulator.simulate import SimulationConfig, simulate
+from simulator.defects import DefectRates
+from simulator.fleet import FleetConfig
+from simulator.models import MODELS
+from simulator.simulate import SimulationConfig, simulate
 from tests.landing import (
     HandMachine,
     hours_between,

@@ -25,8 +25,8 @@ import pytest
 
 from ingestion.listing import ListingPolicy
 from ingestion.pipeline import IngestConfig, run_ingest
-from shopfloor.settings import resolve
-from shopfloor.warehouse import connect
+from shopfloor.core.settings import resolve
+from shopfloor.core.warehouse import connect
 from tests.landing import HandMachine, write_registry, write_series, write_table
 from tests.test_outside_data import cli
 

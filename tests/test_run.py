@@ -16,8 +16,8 @@ from typing import Any
 import duckdb
 import pytest
 
-from shopfloor.capacity import measure
-from shopfloor.settings import resolve
+from shopfloor.core.settings import resolve
+from shopfloor.operations.capacity import measure
 from tests.fleets import SHAPES, Fleets
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # a fleet of its own, `shopfloor run`s

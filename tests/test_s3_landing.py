@@ -10,9 +10,9 @@ import pytest
 
 from ingestion.listing import ListingPolicy
 from ingestion.pipeline import IngestConfig, run_ingest
-from shopfloor.simulator.defects import DefectRates
-from shopfloor.simulator.fleet import FleetConfig
-from shopfloor.simulator.simulate import SimulationConfig, simulate
+from simulator.defects import DefectRates
+from simulator.fleet import FleetConfig
+from simulator.simulate import SimulationConfig, simulate
 from tests.s3 import s3_server
 
 # S3 dates every object by its upload (just now): the uploads are complete

@@ -13,7 +13,7 @@ import duckdb
 
 from ingestion.pipeline import IngestConfig, run_ingest
 from ml.features import load_features
-from shopfloor.dbt import project_dir
+from shopfloor.pipeline.dbt import project_dir
 from tests.cli import build_models
 from tests.landing import HandMachine, hours_between, utc, write_hours, write_registry
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from shopfloor.simulator.fleet import TECHNICIANS
+from simulator.fleet import TECHNICIANS
 from tests.fleets import SHAPES, Fleets
 from tests.pg import postgres_server
 
@@ -253,7 +253,7 @@ def test_postgres_gets_the_marts_for_a_read_only_role_with_docs_and_keys(
             for (value,) in bi.execute(f'select distinct "{column}" from marts.{table}').fetchall()
         ]
     # publishing again with nothing new rewrites no day of the growing marts
-    from shopfloor.serving_pg import publish_postgres
+    from shopfloor.serving.postgres import publish_postgres
 
     with duckdb.connect(str(plant / "data" / "warehouse.duckdb")) as con:
         again = publish_postgres(
@@ -276,7 +276,7 @@ def test_a_copied_data_folder_publishes_and_reads_its_own_files(
     A day the copy's last version lost (removed by hand) is written again, not left out."""
     copy = tmp_path / "data"
     shutil.copytree(plant / "data", copy)
-    from shopfloor.serving import VERSION_KEY, newest_version
+    from shopfloor.serving.snapshot import VERSION_KEY, newest_version
 
     version = f"{VERSION_KEY}={newest_version(copy / 'serving')}"
     days = sorted((copy / "serving" / "marts" / "fct_machine_hours" / version).glob("day=*"))
@@ -307,7 +307,7 @@ def test_publish_works_for_the_owner_a_dba_hands_out(plant: Path, postgres: str)
     out): it publishes, creates the read-only role, and that role reads the marts only."""
     import psycopg
 
-    from shopfloor.serving_pg import publish_postgres
+    from shopfloor.serving.postgres import publish_postgres
 
     with psycopg.connect(postgres, autocommit=True) as admin:
         admin.execute("create role plant_owner login createrole")

@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from shopfloor import serving
+from shopfloor.serving import snapshot as serving
 
 DAYS = 10
 PUBLISHES = 150

@@ -13,8 +13,8 @@ import duckdb
 import pytest
 
 from ml.model import TrainConfig, train
-from shopfloor import warehouse
-from shopfloor.settings import SettingsError, resolve
+from shopfloor.core import warehouse
+from shopfloor.core.settings import SettingsError, resolve
 from tests.landing import HandMachine, hours_between, utc, write_hours, write_registry
 
 pytestmark = pytest.mark.e2e

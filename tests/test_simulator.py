@@ -16,10 +16,10 @@ import pytest
 from scipy.stats import mannwhitneyu
 from sklearn.metrics import roc_auc_score
 
-from shopfloor.simulator.defects import ALL_DEFECTS, NON_NUMERIC_TOKENS, DefectRates
-from shopfloor.simulator.fleet import FleetConfig
-from shopfloor.simulator.models import MODELS
-from shopfloor.simulator.simulate import SimulationConfig, simulate
+from simulator.defects import ALL_DEFECTS, NON_NUMERIC_TOKENS, DefectRates
+from simulator.fleet import FleetConfig
+from simulator.models import MODELS
+from simulator.simulate import SimulationConfig, simulate
 from tests.contract import ParsedFile, number, parse
 
 

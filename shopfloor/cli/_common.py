@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from shopfloor.settings import Settings, SettingsError, resolve
+from shopfloor.core.settings import Settings, SettingsError, resolve
 
 if TYPE_CHECKING:
     import duckdb
@@ -94,7 +94,7 @@ def _check_writable(settings: Settings, landing: bool = True) -> None:
             )
         if not os.access(where, os.R_OK | os.X_OK):
             _usage_error(f"landing area {where} is not readable")
-    from shopfloor.warehouse import exists, location
+    from shopfloor.core.warehouse import exists, location
 
     warehouse, there = location(settings), exists(settings)
     if not there:  # a typo in the data folder would start a second warehouse
@@ -166,7 +166,7 @@ def entry() -> None:
 
 
 def _connect(settings: Settings) -> duckdb.DuckDBPyConnection:
-    from shopfloor.warehouse import connect, exists, location
+    from shopfloor.core.warehouse import connect, exists, location
 
     if not exists(settings):
         console.print(
@@ -184,8 +184,8 @@ def _writes_warehouse(settings: Settings) -> Iterator[None]:
     """Around a command that writes the warehouse: on a lake on an object store with a
     SQLite catalog, the catalog is copied beside the data when the command ends, so the
     local file is a cache (docs/operations.md)."""
-    from shopfloor import build_state
-    from shopfloor.warehouse import save_catalog
+    from shopfloor.core.warehouse import save_catalog
+    from shopfloor.pipeline import build_state
 
     build_state.forget(settings)  # the next run builds what this command changed
     try:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from shopfloor.settings import Settings, SettingsError
+from shopfloor.core.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from ml.metadata import ModelMetadata
@@ -68,7 +68,7 @@ def train(
     from dataclasses import replace
 
     from ml.model import train as train_model
-    from shopfloor.run import train_config
+    from shopfloor.pipeline.run import train_config
 
     # the alert policy's settings, given here for this training only
     policy = {"planning_lead_hours": planning_lead_hours, "cost_failure": cost_failure}

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from shopfloor.settings import SettingsError
+from shopfloor.core.settings import SettingsError
 
 if TYPE_CHECKING:
-    from shopfloor.run import RunSummary
+    from shopfloor.pipeline.run import RunSummary
 
 from shopfloor.cli._common import (
     DataDirOption,
@@ -35,8 +35,8 @@ from shopfloor.cli.warehouse import docs
 @contextmanager
 def _backup_errors(nothing_done: str) -> Iterator[None]:
     """A busy data folder exits 75, a backup that cannot be used exits 1: one line each."""
-    from shopfloor.backup import BackupError
-    from shopfloor.run import EXIT_BUSY, PipelineBusyError, WarehouseBusyError
+    from shopfloor.operations.backup import BackupError
+    from shopfloor.pipeline.run import EXIT_BUSY, PipelineBusyError, WarehouseBusyError
 
     try:
         yield
@@ -83,7 +83,7 @@ def backup(
     locally; the upload to DESTINATION happens after. What is rebuilt instead, and the
     recovery point and time: docs/operations.md (Backup and restore).
     """
-    from shopfloor.backup import take
+    from shopfloor.operations.backup import take
 
     settings = _settings(data_dir=data_dir)
     _embedded_only(settings, "backup")
@@ -112,7 +112,7 @@ def restore(
     next run loads the landing files that arrived after the backup and republishes the
     serving layer.
     """
-    from shopfloor.backup import restore as restore_backup
+    from shopfloor.operations.backup import restore as restore_backup
 
     settings = _settings(data_dir=data_dir)
     _embedded_only(settings, "restore")
@@ -149,7 +149,7 @@ def run(
     Exit codes: 0 succeeded (quarantined files and warnings included), 1 a stage
     failed, 2 a setting cannot work, 75 another run is in progress.
     """
-    from shopfloor.run import (
+    from shopfloor.pipeline.run import (
         EXIT_BUSY,
         PipelineBusyError,
         WarehouseBusyError,
@@ -184,6 +184,8 @@ def run(
 
 
 def _print_run_summary(s: RunSummary) -> None:
+    from shopfloor.serving.snapshot import version_number
+
     crashed = s.resumed_after_crash
     if isinstance(crashed, dict):
         console.print(
@@ -218,10 +220,10 @@ def _print_run_summary(s: RunSummary) -> None:
     table.add_row("machine-hours scored", f"{s.hours_scored:,}")
     table.add_row("machines at risk", ", ".join(s.machines_at_risk) or "none")
     table.add_row("silent machines", ", ".join(s.silent_machines) or "none")
-    published = s.published_version or "not published"
+    published = f"publish #{version_number(s.published_version)}" if s.published_version else ""
     if "publish" in s.unchanged:
         published = "unchanged (nothing new since the last run)"
-    table.add_row("serving layer version", published)
+    table.add_row("serving layer", published or "not published")
     table.add_row("stage seconds", ", ".join(f"{k} {v}" for k, v in s.stages_s.items()))
     console.print(table)
     if s.error:
@@ -256,7 +258,8 @@ def capacity(
         float, typer.Option(help="The hourly run must finish this long after the files land.")
     ] = 15.0,
     prices: Annotated[
-        str, typer.Option(help="A unit-price table (TOML) instead of shopfloor/prices.toml.")
+        str,
+        typer.Option(help="A unit-price table (TOML) instead of shopfloor/operations/prices.toml."),
     ] = "",
 ) -> None:
     """Storage per layer, rows and run cost per machine-day, projected to 1, 3 and 5 years.
@@ -265,7 +268,7 @@ def capacity(
     the quarantine and the run log. Writes DATA_DIR/reports/capacity/capacity.md with two
     charts.
     """
-    from shopfloor.capacity import load_prices, measure, tables, write_report
+    from shopfloor.operations.capacity import load_prices, measure, tables, write_report
 
     settings = _settings(data_dir=data_dir)
     _embedded_only(settings, "capacity")

@@ -91,10 +91,10 @@ def simulate(
     ground-truth folder with every failure and injected defect, which the pipeline
     never reads. The file format is described in docs/machine-files.md.
     """
-    from shopfloor.simulator.defects import DefectRates
-    from shopfloor.simulator.fleet import PLANT_UTC_OFFSET_H, FleetConfig
-    from shopfloor.simulator.simulate import SimulationConfig
-    from shopfloor.simulator.simulate import simulate as run_simulation
+    from simulator.defects import DefectRates
+    from simulator.fleet import PLANT_UTC_OFFSET_H, FleetConfig
+    from simulator.simulate import SimulationConfig
+    from simulator.simulate import simulate as run_simulation
 
     try:
         rates = DefectRates.profile(defects).with_overrides(_parse_overrides(defect or []))
@@ -139,14 +139,14 @@ def simulate(
         result = run_simulation(cfg, on_machine_done=done)
 
     table = Table(title="Simulated fleet", show_header=False)
-    table.add_row("telemetry files", f"{result.files:,}")
+    table.add_row("telemetry files written", f"{result.files:,}")
     table.add_row("size", f"{result.bytes / 1e6:,.1f} MB")
     table.add_row(
         "time", f"{result.seconds:.1f} s ({result.bytes / 1e6 / result.seconds:,.0f} MB/s)"
     )
     table.add_row("failures", str(result.failures))
     table.add_row("maintenance work orders", str(result.maintenance_events))
-    table.add_row("injected defects", f"{result.defects:,}")
+    table.add_row("injected defects (whole period)", f"{result.defects:,}")
     console.print(table)
     manifest = f"{cfg.out.rstrip('/')}/ground_truth/defects.jsonl"
     if result.defects:
@@ -184,7 +184,7 @@ def ingest(
     """
     from dataclasses import replace
 
-    from shopfloor.run import ingest_config
+    from shopfloor.pipeline.run import ingest_config
 
     settings = _settings(
         landing=landing, data_dir=data_dir, lakehouse=lakehouse, warehouse=warehouse
@@ -220,7 +220,7 @@ def reprocess(
     from dataclasses import replace
 
     from ingestion.pipeline import Reprocess
-    from shopfloor.run import ingest_config
+    from shopfloor.pipeline.run import ingest_config
 
     if not (reason or path or every):
         _usage_error("say which quarantined files to read again: --reason, --path or --all")

@@ -39,8 +39,8 @@ def build(
     catch-up, a full refresh) in batches of whole days, each committed on its own: memory
     is set by the setting build_batch_readings, and a build stopped half-way continues
     with the next batch."""
-    from shopfloor.batches import BuildError
-    from shopfloor.batches import build as build_batched
+    from shopfloor.pipeline.batches import BuildError
+    from shopfloor.pipeline.batches import build as build_batched
 
     args = (["--select", select] if select else []) + (["--exclude", exclude] if exclude else [])
     settings = _settings(data_dir=data_dir, lakehouse=lakehouse)
@@ -73,7 +73,7 @@ def docs(
 ) -> None:
     """Generate the dbt docs site as one static HTML file (lineage, models, columns)."""
 
-    from shopfloor.dbt import run_dbt
+    from shopfloor.pipeline.dbt import run_dbt
 
     settings = _settings(data_dir=data_dir, lakehouse=lakehouse)
     result = run_dbt(["docs", "generate", "--static"], settings)
@@ -101,8 +101,8 @@ def publish(data_dir: DataDirOption = "", lakehouse: LakehouseOption = "") -> No
     of views that BI tools open read-only.
     Connection settings: docs/operations.md.
     """
-    from shopfloor.run import publish as publish_marts
-    from shopfloor.serving import catalog_url, version_number
+    from shopfloor.pipeline.run import publish as publish_marts
+    from shopfloor.serving.snapshot import catalog_url, version_number
 
     settings = _settings(data_dir=data_dir, lakehouse=lakehouse)
     with _connect(settings) as con, console.status("publishing...") as status:
@@ -123,10 +123,12 @@ def status(data_dir: DataDirOption = "", lakehouse: LakehouseOption = "") -> Non
     Reads the serving layer (the marts as the last successful run published them), so it
     never holds the warehouse a run needs; the warehouse only when nothing is published.
     """
+    from datetime import UTC, datetime
+
     import duckdb
 
-    from shopfloor import marts
-    from shopfloor.run import read_runs
+    from shopfloor.pipeline.run import read_runs
+    from shopfloor.serving import marts
 
     settings = _settings(data_dir=data_dir, lakehouse=lakehouse)
     data = settings.data_dir
@@ -147,8 +149,13 @@ def status(data_dir: DataDirOption = "", lakehouse: LakehouseOption = "") -> Non
     console.print(table if runs else "[yellow]No `shopfloor run` yet in this data folder.[/]")
     _print_models(settings.models_dir)
     # the serving layer when there is one: reading it never holds the warehouse
-    from shopfloor.serving import catalog_url, current_version, open_catalog, version_number
-    from shopfloor.warehouse import connect, exists, location
+    from shopfloor.core.warehouse import connect, exists, location
+    from shopfloor.serving.snapshot import (
+        catalog_url,
+        current_version,
+        open_catalog,
+        version_number,
+    )
 
     catalog = catalog_url(settings.serving_dir)
     if catalog is None and not exists(settings):
@@ -170,6 +177,17 @@ def status(data_dir: DataDirOption = "", lakehouse: LakehouseOption = "") -> Non
         raise typer.Exit(0) from exc
     with con:
         tables = marts.present(con)
+        if "fct_machine_hours" in tables and (newest := marts.newest_hour(con)):
+            age_h = (datetime.now(UTC) - newest).total_seconds() / 3600
+            console.print(
+                f"Newest data: the hour of {newest:%Y-%m-%d %H:%M} UTC, "
+                + (f"{age_h:,.0f} h ago" if age_h >= 1 else "this hour")
+            )
+            if age_h > 2:  # the hourly run finds no file from any machine
+                console.print(
+                    "[yellow]No machine has sent a file for "
+                    f"{age_h:,.0f} h: is the landing area reachable, are the runs scheduled?[/]"
+                )
         if "fct_machine_last_seen" in tables:
             silent = marts.silent_machines(con)
             console.print(

@@ -2,7 +2,7 @@
     The window of hours a batched build processes, or none. `shopfloor build` and
     `shopfloor run` split a backlog of raw readings bigger than the setting
     build_batch_readings into windows of whole UTC days and build
-    fct_machine_hour_sensors once per window (shopfloor/batches.py,
+    fct_machine_hour_sensors once per window (shopfloor/pipeline/batches.py,
     docs/decisions/0008-bounded-build-batches.md). The window comes from the
     environment, not a var: a new window re-parses this model only.
     Returns {'start': literal, 'end': literal} (timestamptz SQL literals).

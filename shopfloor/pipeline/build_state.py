@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from shopfloor.settings import Settings
+from shopfloor.core.settings import Settings
 
 _FILE = "built.json"
 # what dbt reads besides the warehouse: the project (models, macros, seeds, tests) and
@@ -60,8 +60,8 @@ def keep(settings: Settings, record: dict[str, str]) -> None:
 def fingerprint(settings: Settings) -> str | None:
     """The build's inputs other than the warehouse's rows: the dbt project's files, the
     settings dbt reads, and which warehouse (None when there is no warehouse yet)."""
-    from shopfloor.dbt import project_dir
-    from shopfloor.warehouse import dbt_env, exists, lake_of, location
+    from shopfloor.core.warehouse import dbt_env, exists, lake_of, location
+    from shopfloor.pipeline.dbt import project_dir
 
     if not exists(settings):
         return None

@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shopfloor.settings import Settings
+from shopfloor.core.settings import Settings
 
 if TYPE_CHECKING:
     import duckdb
@@ -198,7 +198,7 @@ OUT_OF_MEMORY = "Out of Memory Error"
 def memory_advice(settings: Settings) -> str:
     """The settings that decide a batch's memory, for a one-line error."""
     budget = int(settings.number("build_batch_readings"))
-    from shopfloor.dbt import memory_limit
+    from shopfloor.pipeline.dbt import memory_limit
 
     return (
         f"DuckDB ran out of memory (dbt_memory {memory_limit(settings)}, build batches "
@@ -216,8 +216,8 @@ def build_backlog(
 
     Returns the plan it carried out; when it rebuilt a full refresh window by window,
     the ordinary build that follows must keep the model (SHOPFLOOR_BUILD_WINDOWS_DONE)."""
-    from shopfloor.dbt import run_dbt
-    from shopfloor.warehouse import connect, exists
+    from shopfloor.core.warehouse import connect, exists
+    from shopfloor.pipeline.dbt import run_dbt
 
     target = settings.data.resolve() / "dbt_target"
     if not exists(settings):
@@ -284,7 +284,7 @@ def build(
     """`dbt build <args>` (plus --full-refresh), the model's backlog first in windows when
     `batched` (a build of the whole project). Raises BuildError when a window fails or
     DuckDB runs out of memory (one line naming the settings to change)."""
-    from shopfloor.dbt import run_dbt
+    from shopfloor.pipeline.dbt import run_dbt
 
     done = build_backlog(settings, full_refresh, on_step) if batched else Plan()
     keep = done.refreshed_the_model

@@ -24,8 +24,8 @@ from typing import Any
 
 import duckdb
 
-from shopfloor.backup import read_log
-from shopfloor.settings import Settings
+from shopfloor.core.settings import Settings
+from shopfloor.operations.backup import read_log
 
 YEARS = (1, 3, 5)
 STAGES = ("startup", "ingest", "build", "score", "risk", "publish")
@@ -235,7 +235,7 @@ def disk_bytes(path: Path) -> int:
 
 def _serving_bytes(root: Path) -> int:
     """The newest published version: what BI reads (older versions are hard links)."""
-    from shopfloor.serving import VERSION_KEY, newest_version
+    from shopfloor.serving.snapshot import VERSION_KEY, newest_version
 
     newest = newest_version(root)
     if newest is None:
@@ -434,7 +434,7 @@ def _cost_table(c: Capacity, planned: int, prices: dict[str, Any]) -> Table:
     ]
     return (
         f"Monthly cost, {prices['currency']} (prices as of {prices['as_of']}, "
-        "shopfloor/prices.toml)",
+        "shopfloor/operations/prices.toml)",
         ["option", f"{c.machines} machines, year 1", f"{planned} machines, year 5", "buys"],
         rows,
     )
@@ -542,7 +542,16 @@ def write_report(
     fleets = [10, 15, 50, 150, 500, capacity.machines, planned]
     fleets = sorted(set(fleets))
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(fleets, [capacity.run_seconds_at(m) / 60 for m in fleets], marker="o", label="run")
+    if capacity.run_seconds:  # never a line for what was not measured
+        ax.plot(fleets, [capacity.run_seconds_at(m) / 60 for m in fleets], marker="o", label="run")
+    else:
+        ax.text(
+            0.5,
+            0.6,
+            "no hourly run measured yet\n(a `shopfloor run` that loads one hour of files)",
+            transform=ax.transAxes,
+            ha="center",
+        )
     ax.axhline(capacity.sla_minutes, color="red", linestyle="--", label="SLA")
     ax.set(xscale="log", xlabel="machines", ylabel="minutes", title="Hourly run, projected")
     ax.legend()

@@ -27,7 +27,13 @@ import duckdb
 import psycopg
 from psycopg import sql
 
-from shopfloor.serving import PARTITION_COLUMN, SCHEMA, day_checksums, in_days_sql, mart_columns
+from shopfloor.serving.snapshot import (
+    PARTITION_COLUMN,
+    SCHEMA,
+    day_checksums,
+    in_days_sql,
+    mart_columns,
+)
 
 BOOKKEEPING = "shopfloor_publish"
 PG_TYPES = {

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from fsspec.implementations.local import LocalFileSystem
 
-from shopfloor.simulator.defects import (
+from simulator.defects import (
     NON_NUMERIC_TOKENS,
     DefectRates,
     Episodes,
@@ -35,7 +35,7 @@ from shopfloor.simulator.defects import (
     plan_late_delivery,
     record,
 )
-from shopfloor.simulator.fleet import (
+from simulator.fleet import (
     PLANT_UTC_OFFSET_H,
     FleetConfig,
     Machine,
@@ -43,7 +43,7 @@ from shopfloor.simulator.fleet import (
     build_machine,
     simulate_machine,
 )
-from shopfloor.simulator.render import (
+from simulator.render import (
     draw_hour,
     format_matrix,
     format_timestamps,

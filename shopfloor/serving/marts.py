@@ -3,6 +3,7 @@ and `shopfloor status`, from the warehouse or from the serving layer's catalog."
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -28,6 +29,13 @@ def present(con: duckdb.DuckDBPyConnection) -> set[str]:
             "select table_name from information_schema.tables where table_schema = 'marts'"
         ).fetchall()
     }
+
+
+def newest_hour(con: duckdb.DuckDBPyConnection) -> datetime | None:
+    """The newest machine-hour any machine sent (UTC), or None before the first."""
+    row = con.sql("select max(hour_at) from marts.fct_machine_hours").fetchone()
+    newest = row[0] if row else None
+    return newest.astimezone(UTC) if newest is not None else None
 
 
 def silent_machines(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:

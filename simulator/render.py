@@ -16,8 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy.signal import lfilter
 
-from shopfloor.simulator.fleet import PLANT, PLANT_UTC_OFFSET_H, TIMEZONE, HourState, Machine
-from shopfloor.simulator.models import Sensor
+from simulator.fleet import PLANT, PLANT_UTC_OFFSET_H, TIMEZONE, HourState, Machine
+from simulator.models import Sensor
 
 SLOW_TAU_S = 900.0  # thermal time constant of "slow" sensors
 SETUP_LOAD = 0.15

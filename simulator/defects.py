@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from shopfloor.simulator.fleet import PLANT_UTC_OFFSET_H
+from simulator.fleet import PLANT_UTC_OFFSET_H
 
 # Rates are per file unless the name says otherwise.
 FILE_DEFECTS = (

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shopfloor.settings import Settings, scoped_env
+from shopfloor.core.settings import Settings, scoped_env
 
 if TYPE_CHECKING:  # dbt takes a second to import: only a command that runs it pays
     from dbt.cli.main import dbtRunnerResult
@@ -17,13 +17,13 @@ def project_dir() -> Path:
     """The folder holding dbt_project.yml and profiles.yml (the repository root)."""
     if env := os.environ.get("SHOPFLOOR_PROJECT_DIR"):
         return Path(env)
-    return Path(__file__).resolve().parents[1]
+    return Path(__file__).resolve().parents[2]
 
 
 def default_memory_limit(share: float = 0.6, ceiling_gib: int = 2) -> str:
     """DuckDB's memory limit for dbt: 60 % of this machine's RAM, at most 2 GiB.
 
-    A build's batches (shopfloor/batches.py) need about 1.5 GB a fleet-day at 1 Hz;
+    A build's batches (shopfloor/pipeline/batches.py) need about 1.5 GB a fleet-day at 1 Hz;
     a higher limit only lets DuckDB keep more of the history it read cached, so that
     memory would grow with the history a build reads. Past the limit DuckDB spills."""
     try:
@@ -59,7 +59,7 @@ def run_dbt(
     """
     from dbt.cli.main import dbtRunner
 
-    from shopfloor.warehouse import dbt_env, prepare
+    from shopfloor.core.warehouse import dbt_env, prepare
 
     root = project_dir()
     prepare(settings)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from shopfloor.simulator.models import MODELS, MachineModel
+from simulator.models import MODELS, MachineModel
 
 PLANT_UTC_OFFSET_H = -3  # America/Sao_Paulo has had no daylight saving since 2019
 PLANT = "Fábrica São Bernardo"

@@ -26,14 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock, Timeout
 
-from shopfloor.settings import Settings, SettingsError
+from shopfloor.core.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     import duckdb
 
     from ingestion.pipeline import IngestConfig, IngestSummary
     from ml.model import TrainConfig
-    from shopfloor.serving import PublishResult
+    from shopfloor.serving.snapshot import PublishResult
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -252,7 +252,7 @@ def connect_when_free(
     deadline (a run that released the run lock may still be closing its connection)."""
     import duckdb
 
-    from shopfloor.warehouse import connect, lake_of
+    from shopfloor.core.warehouse import connect, lake_of
 
     if lake_of(settings) is not None:  # a lake's catalog takes many sessions at once
         return connect(settings)
@@ -299,7 +299,7 @@ def _fail(summary: RunSummary, stage: str, error: str) -> None:
 
 def _ingest(ctx: RunContext) -> None:
     from ingestion.pipeline import run_ingest
-    from shopfloor import build_state
+    from shopfloor.pipeline import build_state
 
     summary = ctx.summary
     # taken away while the raw tables may change; put back by a stage that finds it true
@@ -322,7 +322,7 @@ def ingest_config(settings: Settings) -> IngestConfig:
     """The ingestion's configuration from the run's settings (one warehouse for all stages)."""
     from ingestion.listing import ListingPolicy
     from ingestion.pipeline import IngestConfig
-    from shopfloor.warehouse import dlt_destination, lake_of, location
+    from shopfloor.core.warehouse import dlt_destination, lake_of, location
 
     lake = lake_of(settings)
     return IngestConfig(
@@ -368,7 +368,7 @@ def train_config(settings: Settings) -> TrainConfig:
 def _dbt(
     ctx: RunContext, args: list[str], batched: bool = False, env: dict[str, str] | None = None
 ) -> bool:
-    from shopfloor.batches import build
+    from shopfloor.pipeline.batches import build
 
     summary = ctx.summary
     quiet = [] if ctx.dbt_lines else ["--quiet"]
@@ -395,7 +395,7 @@ def _dbt(
 
 
 def _dbt_log(ctx: RunContext) -> str:
-    from shopfloor.dbt import dbt_log_path
+    from shopfloor.pipeline.dbt import dbt_log_path
 
     return f"see {dbt_log_path(ctx.settings) / 'dbt.log'}"
 
@@ -406,7 +406,7 @@ def _build(ctx: RunContext) -> None:
     # The checks that would read every reading ever loaded check what was loaded since
     # the last run that passed them (macro checked_since), so a run costs the same on
     # a year of history as on a day; `shopfloor build` checks everything
-    from shopfloor import build_state
+    from shopfloor.pipeline import build_state
 
     ctx.inputs = build_state.fingerprint(ctx.settings)
     if ctx.inputs and not ctx.loaded_anything and ctx.built.get("build") == ctx.inputs:
@@ -427,7 +427,7 @@ def _build(ctx: RunContext) -> None:
 def _score(ctx: RunContext) -> None:
     from ml.model import latest_version, load, readiness, train
     from ml.score import score
-    from shopfloor.warehouse import connect
+    from shopfloor.core.warehouse import connect
 
     summary = ctx.summary
     models = ctx.settings.models_dir
@@ -456,8 +456,8 @@ def _score(ctx: RunContext) -> None:
 
 
 def _publish(ctx: RunContext) -> None:
-    from shopfloor.serving import current_version
-    from shopfloor.warehouse import connect, save_catalog
+    from shopfloor.core.warehouse import connect, save_catalog
+    from shopfloor.serving.snapshot import current_version
 
     unchanged = {"build", "risk"} <= set(ctx.summary.unchanged)
     if unchanged and current_version(ctx.settings.serving_dir) is not None:
@@ -476,13 +476,13 @@ def publish(
     on_step: Callable[[str], None] = lambda _text: None,
 ) -> PublishResult:
     """Publish the marts to every serving target configured; what the Parquet one did."""
-    from shopfloor.serving import publish as publish_parquet
+    from shopfloor.serving.snapshot import publish as publish_parquet
 
     result = publish_parquet(
         con, settings.serving_dir, relative=settings.bi_catalog_paths == "relative"
     )
     if settings.bi_postgres_url:
-        from shopfloor.serving_pg import publish_postgres
+        from shopfloor.serving.postgres import publish_postgres
 
         on_step(f"publishing the marts to PostgreSQL as role {settings.bi_role}'s marts")
         publish_postgres(
@@ -496,8 +496,9 @@ def publish(
 
 
 def _risk(ctx: RunContext) -> None:
-    from shopfloor import build_state, marts
-    from shopfloor.warehouse import connect
+    from shopfloor.core.warehouse import connect
+    from shopfloor.pipeline import build_state
+    from shopfloor.serving import marts
 
     summary = ctx.summary
     model = summary.model_version or "no model"

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from shopfloor.settings import Settings, SettingsError
+from shopfloor.core.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     import duckdb

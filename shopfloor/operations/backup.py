@@ -41,9 +41,9 @@ from typing import Any
 import duckdb
 import fsspec
 
-from shopfloor import build_state
-from shopfloor.run import connect_when_free, pipeline_lock
-from shopfloor.settings import Settings
+from shopfloor.core.settings import Settings
+from shopfloor.pipeline import build_state
+from shopfloor.pipeline.run import connect_when_free, pipeline_lock
 
 MANIFEST = "manifest.json"
 BACKUP_LOG = "backups.jsonl"

@@ -238,7 +238,7 @@ def open_catalog(url: str) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect(url, read_only=True)
         con.execute(f"set file_search_path = '{_quoted(str(Path(url).resolve().parent))}'")
         return con
-    from shopfloor.warehouse import install_extensions, s3_secret_sql
+    from shopfloor.core.warehouse import install_extensions, s3_secret_sql
 
     con = duckdb.connect()
     try:
