@@ -16,6 +16,7 @@ into the future (``NOT_FEATURES``).
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -34,13 +35,12 @@ CATEGORICAL = ("machine_model",)
 NOT_FEATURES = frozenset(
     {*KEYS, LABEL, "next_failure_at", "source_ingested_at", "label_horizon_hours"}
 )
-# per-sensor statistics that describe the machine's recent behaviour (the raw hourly value
-# columns are kept out: the window statistics already carry them, and fewer columns train
-# faster; the mean of all readings, flags included, is for people: on four simulated fleets
-# the model ranked no better with it, docs/decisions/0009-maintenance-answer.md)
-SENSOR_STATS_EXCLUDED = frozenset(
-    {"value_mean", "value_std", "value_p95", "run_value_mean", "raw_value_mean"}
-)
+# the per-sensor model inputs are the mart's look-back windows, named by their span
+# (`run_mean_6h`, `flags_24h`); the hour's own statistics beside them (`value_mean`,
+# `raw_value_mean`, ...) are for people: the windows already carry them, fewer columns
+# train faster, and on four simulated fleets the model ranked no better with them
+# (docs/decisions/0009-maintenance-answer.md). A new window in the mart is a new input.
+WINDOW_STATISTIC = re.compile(r"_\d+h$")
 
 
 @dataclass(frozen=True)
@@ -77,9 +77,7 @@ def load_features(
     sensor_cols = [
         name
         for name, *_ in con.sql(f"describe {SENSOR_FEATURES_MART}").fetchall()
-        if name not in (*KEYS, "sensor")
-        and name not in SENSOR_STATS_EXCLUDED
-        and name not in NOT_FEATURES
+        if WINDOW_STATISTIC.search(name) and name not in NOT_FEATURES
     ]
     base = con.sql(f"select * from {FEATURES_MART} {clause}").df()
     with warnings.catch_warnings():

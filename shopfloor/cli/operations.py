@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -28,7 +28,7 @@ from shopfloor.cli._common import (
     console,
 )
 from shopfloor.cli.model import report
-from shopfloor.cli.plant import ingest_with_progress, simulate
+from shopfloor.cli.plant import ingest_with_progress, simulate_with_progress
 from shopfloor.cli.warehouse import docs
 
 
@@ -310,22 +310,13 @@ def demo(
     ingest, dbt build, train, score), builds the docs site and the model report, and
     prints where to look. A few minutes on a 2-core laptop.
     """
+    from simulator.simulate import SimulationConfig
+
     data_dir = _settings(data_dir=data_dir).data_dir
     console.rule("1/4 simulate the plant's machines")
-    simulate(
-        out=data_dir,
-        machines=10,
-        days=days,
-        hours=None,
-        start=datetime(2026, 3, 2),
-        sample_interval=300,
-        seed=42,
-        defects="realistic",
-        defect=None,
-        wear_scale=1.5,
-        skip_existing=True,
-        workers=0,
-    )
+    # the sample fleet is declared once, in SimulationConfig.demo; a second demo only
+    # writes the files that are missing
+    simulate_with_progress(replace(SimulationConfig.demo(data_dir, days), skip_existing=True))
     console.rule("2/4 the pipeline: ingest, build, train, score")
     try:
         run(

@@ -14,6 +14,7 @@ from rich.table import Table
 if TYPE_CHECKING:
     from ingestion.outcomes import FileOutcome
     from ingestion.pipeline import IngestConfig, IngestSummary
+    from simulator.simulate import SimulationConfig
 
 from shopfloor.cli._common import (
     DataDirOption,
@@ -94,7 +95,6 @@ def simulate(
     from simulator.defects import DefectRates
     from simulator.fleet import PLANT_UTC_OFFSET_H, FleetConfig
     from simulator.simulate import SimulationConfig
-    from simulator.simulate import simulate as run_simulation
 
     try:
         rates = DefectRates.profile(defects).with_overrides(_parse_overrides(defect or []))
@@ -115,10 +115,18 @@ def simulate(
         late_share=late_share,
         workers=workers,
     )
+    simulate_with_progress(cfg)
+
+
+def simulate_with_progress(cfg: SimulationConfig) -> None:
+    """Simulate the fleet `cfg` describes, with a progress bar and a summary table."""
+    from simulator.simulate import simulate as run_simulation
+
     console.print(
-        f"Simulating [bold]{machines}[/] machines x [bold]{n_hours}[/] h at "
-        f"{sample_interval} s/sample into [cyan]{cfg.out}[/]"
+        f"Simulating [bold]{cfg.fleet.machines}[/] machines x [bold]{cfg.fleet.hours}[/] h at "
+        f"{cfg.sample_interval_s} s/sample into [cyan]{cfg.out}[/]"
     )
+    machines = cfg.fleet.machines
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),

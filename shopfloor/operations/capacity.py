@@ -26,9 +26,9 @@ import duckdb
 
 from shopfloor.core.settings import Settings
 from shopfloor.operations.backup import read_log
+from shopfloor.pipeline.run import STAGES
 
 YEARS = (1, 3, 5)
-STAGES = ("startup", "ingest", "build", "score", "risk", "publish")
 
 
 @dataclass(frozen=True)

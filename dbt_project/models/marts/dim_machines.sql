@@ -74,6 +74,10 @@ final as (
         registry.installed_on,
         registry.retired_on,
         registry.retired_on is null as is_in_service,
+        -- the registry's days are UTC days: the service window every mart bounds a
+        -- machine's hours with
+        registry.installed_on::timestamp at time zone 'UTC' as in_service_from_at,
+        registry.retired_on::timestamp at time zone 'UTC' as in_service_until_at,
         registry.rated_power_kw,
         observed.current_firmware,
         history.firmware_history,

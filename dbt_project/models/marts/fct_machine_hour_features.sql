@@ -35,7 +35,7 @@ machines as (
     select
         machine_id,
         machine_model,
-        retired_on
+        in_service_until_at
     from {{ ref('dim_machines') }}
 
 ),
@@ -84,7 +84,7 @@ observed as (
         machines.machine_id,
         least(
             fleet_observed.observed_until,
-            machines.retired_on::timestamp at time zone 'UTC'
+            machines.in_service_until_at
         ) as observed_until
     from machines
     cross join fleet_observed

@@ -37,8 +37,8 @@ machines as (
 
     select
         machine_id,
-        installed_on,
-        retired_on
+        in_service_from_at,
+        in_service_until_at
     from {{ ref('dim_machines') }}
 
 ),
@@ -51,11 +51,11 @@ machine_span as (
         file_hours.machine_id,
         greatest(
             min(file_hours.hour_at),
-            max(machines.installed_on)::timestamp at time zone 'UTC'
+            max(machines.in_service_from_at)
         ) as first_hour_at,
         least(
             (select max(all_hours.hour_at) from file_hours as all_hours),
-            max(machines.retired_on)::timestamp at time zone 'UTC' - interval 1 hour
+            max(machines.in_service_until_at) - interval 1 hour
         ) as last_hour_at
     from file_hours
     left join machines on file_hours.machine_id = machines.machine_id

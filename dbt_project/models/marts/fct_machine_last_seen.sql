@@ -10,8 +10,8 @@ machines as (
 
     select
         machine_id,
-        installed_on,
-        retired_on
+        in_service_from_at,
+        in_service_until_at
     from {{ ref('dim_machines') }}
 
 ),
@@ -48,8 +48,8 @@ final as (
         ) as hours_behind_fleet,
         -- a machine out of service (retired, or not installed yet) is never silent
         coalesce(
-            machines.retired_on::timestamp at time zone 'UTC' <= fleet.fleet_data_until
-            or machines.installed_on::timestamp at time zone 'UTC' >= fleet.fleet_data_until,
+            machines.in_service_until_at <= fleet.fleet_data_until
+            or machines.in_service_from_at >= fleet.fleet_data_until,
             false
         ) as is_out_of_service,
         not is_out_of_service and coalesce(
