@@ -15,9 +15,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from shopfloor.core.errors import BackupError, PipelineBusyError
 from shopfloor.core.settings import resolve
-from shopfloor.operations.backup import BackupError, restore, take
-from shopfloor.pipeline.run import PipelineBusyError, pipeline_lock
+from shopfloor.operations.backup import restore, take
+from shopfloor.pipeline.run import pipeline_lock
 from tests.s3 import s3_server
 
 

@@ -18,21 +18,20 @@ from tests.cli import build_models
 from tests.landing import HandMachine, hours_between, utc, write_hours, write_registry
 
 DECLARATION = "dbt_project/macros/sensors/sensor_statistics.sql"
-MARTS_YAML = "dbt_project/models/marts/_marts__models.yml"
+MARTS = "dbt_project/models/marts"
 NEW_STAT = (
     "        {'name': 'value_range', 'sql': 'max(@__clean) - min(@__clean)', "
     "'type': 'double', 'features': true},\n"
 )
-NEW_COLUMN = """  - &stat_value_range
-    name: value_range
+NEW_COLUMN = """  - name: value_range
     data_type: double
     description: Range of the hour's clean readings (maximum minus minimum).
 """
 
 
 def project_with_a_new_statistic(root: Path) -> Path:
-    """A copy of the dbt project with `value_range` declared: the two edits a new
-    statistic takes (one declaration line, one column with its description)."""
+    """A copy of the dbt project with `value_range` declared: the edits a new statistic
+    takes (one declaration line, its column with a description in each mart)."""
     source = project_dir()
     root.mkdir(parents=True)
     for name in ("dbt_project.yml", "profiles.yml"):
@@ -45,16 +44,13 @@ def project_with_a_new_statistic(root: Path) -> Path:
     anchor = "        {'name': 'spike_count'"
     assert anchor in text
     declaration.write_text(text.replace(anchor, NEW_STAT + anchor, 1))
-    marts = root / MARTS_YAML
-    text = marts.read_text()
-    # its column in fct_machine_hour_sensors (after the last statistic's), and the
-    # features mart's reference to it
-    last = text.index("  - &stat_run_value_mean\n")
-    end = text.index("\n  - ", last) + 1
-    text = text[:end] + NEW_COLUMN + text[end:]
-    after = "  - *stat_run_value_mean\n"
-    assert after in text
-    marts.write_text(text.replace(after, after + "  - *stat_value_range\n", 1))
+    # its column in both marts, after the last statistic's
+    for model in ("fct_machine_hour_sensors", "fct_machine_hour_sensor_features"):
+        yml = root / MARTS / f"{model}.yml"
+        text = yml.read_text()
+        last = text.index("  - name: run_value_mean\n")
+        end = text.index("\n  - ", last) + 1
+        yml.write_text(text[:end] + NEW_COLUMN + text[end:])
     return root
 
 

@@ -14,7 +14,8 @@ import pytest
 
 from ml.model import TrainConfig, train
 from shopfloor.core import warehouse
-from shopfloor.core.settings import SettingsError, resolve
+from shopfloor.core.errors import SettingsError
+from shopfloor.core.settings import resolve
 from tests.landing import HandMachine, hours_between, utc, write_hours, write_registry
 
 pytestmark = pytest.mark.e2e
@@ -202,3 +203,19 @@ def test_a_bad_value_is_refused_by_config_and_before_anything_is_written(
         cli("run", "--data-dir", str(data), "--landing", str(landing), **env), 2, problem
     )
     assert not data.exists(), "nothing is written before the settings are checked"
+
+
+def test_every_setting_is_a_declared_attribute_of_its_kind() -> None:
+    """One declaration per setting: SETTINGS names it, Settings types it (a number reads
+    as a float, a misspelt name is an error, never an empty string)."""
+    from shopfloor.core.settings import SETTINGS, Settings, _Number, _Text, resolve
+
+    declared = {n: v for n, v in vars(Settings).items() if isinstance(v, _Text)}
+    assert set(declared) == {s.name for s in SETTINGS}
+    for s in SETTINGS:
+        numeric = s.kind in ("number", "positive", "count")
+        assert isinstance(declared[s.name], _Number) == numeric, s.name
+    settings = resolve({"data_dir": "/tmp/plant", "settle_seconds": "30"})
+    assert settings.settle_seconds == 30.0 and settings.data_dir == "/tmp/plant"
+    with pytest.raises(AttributeError):
+        settings.settle_second  # type: ignore[attr-defined]  # noqa: B018

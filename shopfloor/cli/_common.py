@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from shopfloor.core.settings import Settings, SettingsError, resolve
+from shopfloor.core.errors import EXIT_USAGE, SettingsError, ShopfloorError
+from shopfloor.core.settings import Settings, resolve
 
 if TYPE_CHECKING:
     import duckdb
@@ -30,7 +31,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,  # entry() prints one line, or the traceback with --debug
 )
 console = Console()
-EXIT_USAGE = 2  # a setting that cannot work (typer's own code for bad usage)
 
 # one data-folder option for every command that reads or writes the warehouse; "\[" keeps
 # rich from reading the hint as markup
@@ -148,6 +148,11 @@ def entry() -> None:
     except (typer.Abort, KeyboardInterrupt):
         console.print("aborted")
         sys.exit(130)
+    except ShopfloorError as exc:  # one line, and the code a scheduler can act on
+        if _DEBUG["on"] or "--debug" in sys.argv:
+            raise
+        console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
     except Exception as exc:
         import click
 

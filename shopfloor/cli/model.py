@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from shopfloor.core.settings import Settings, SettingsError
+from shopfloor.core.errors import SettingsError
+from shopfloor.core.settings import Settings
 
 if TYPE_CHECKING:
     from ml.metadata import ModelMetadata

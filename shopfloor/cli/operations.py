@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from shopfloor.core.settings import SettingsError
+from shopfloor.core.errors import SettingsError
 
 if TYPE_CHECKING:
     from shopfloor.pipeline.run import RunSummary
@@ -35,8 +35,12 @@ from shopfloor.cli.warehouse import docs
 @contextmanager
 def _backup_errors(nothing_done: str) -> Iterator[None]:
     """A busy data folder exits 75, a backup that cannot be used exits 1: one line each."""
-    from shopfloor.operations.backup import BackupError
-    from shopfloor.pipeline.run import EXIT_BUSY, PipelineBusyError, WarehouseBusyError
+    from shopfloor.core.errors import (
+        EXIT_BUSY,
+        BackupError,
+        PipelineBusyError,
+        WarehouseBusyError,
+    )
 
     try:
         yield
@@ -149,13 +153,8 @@ def run(
     Exit codes: 0 succeeded (quarantined files and warnings included), 1 a stage
     failed, 2 a setting cannot work, 75 another run is in progress.
     """
-    from shopfloor.pipeline.run import (
-        EXIT_BUSY,
-        PipelineBusyError,
-        WarehouseBusyError,
-        run_pipeline,
-        train_config,
-    )
+    from shopfloor.core.errors import EXIT_BUSY, PipelineBusyError, WarehouseBusyError
+    from shopfloor.pipeline.run import run_pipeline, train_config
 
     settings = _settings(landing=landing, data_dir=data_dir, lakehouse=lakehouse)
     _check_writable(settings)

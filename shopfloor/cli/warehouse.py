@@ -39,7 +39,7 @@ def build(
     catch-up, a full refresh) in batches of whole days, each committed on its own: memory
     is set by the setting build_batch_readings, and a build stopped half-way continues
     with the next batch."""
-    from shopfloor.pipeline.batches import BuildError
+    from shopfloor.core.errors import BuildError
     from shopfloor.pipeline.batches import build as build_batched
 
     args = (["--select", select] if select else []) + (["--exclude", exclude] if exclude else [])

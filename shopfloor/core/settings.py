@@ -17,9 +17,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-
-class SettingsError(ValueError):
-    """A setting that cannot work: reported as one line, exit code 2."""
+from shopfloor.core.errors import SettingsError
 
 
 @dataclass(frozen=True)
@@ -83,16 +81,55 @@ SETTINGS = (
 PROJECT_FILE = "shopfloor.toml"
 
 
+class _Text:
+    """A setting as a typed attribute of Settings: its text."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, settings: Settings, owner: type | None = None) -> str:
+        return settings.values[self.name]
+
+
+class _Number(_Text):
+    """A numeric setting as a typed attribute: a float (SettingsError if it is not one)."""
+
+    def __get__(self, settings: Settings, owner: type | None = None) -> float:  # type: ignore[override]
+        return settings.number(self.name)
+
+
 @dataclass(frozen=True)
 class Settings:
+    """The resolved settings: one declared attribute per entry of SETTINGS (so a misspelt
+    setting is a type error), the text in `values`, where each came from in `sources`."""
+
     values: Mapping[str, str]
     sources: Mapping[str, str] = field(default_factory=dict)
 
-    def __getattr__(self, name: str) -> str:
-        try:
-            return self.values[name]
-        except KeyError:
-            raise AttributeError(name) from None
+    data_dir = _Text()
+    landing = _Text()
+    warehouse = _Text()
+    lakehouse = _Text()
+    lake_catalog = _Text()
+    models_dir = _Text()
+    serving_dir = _Text()
+    bi_postgres_url = _Text()
+    bi_catalog_paths = _Text()
+    bi_role = _Text()
+    bi_role_password = _Text()
+    pseudonym_key = _Text()
+    settle_seconds = _Number()
+    max_future_hours = _Number()
+    max_past_days = _Number()
+    plant_timezone = _Text()
+    max_file_mb = _Number()
+    dbt_target = _Text()
+    dbt_memory = _Text()
+    build_batch_readings = _Number()
+    planning_lead_hours = _Number()
+    cost_failure = _Number()
+    cost_visit = _Number()
+    cost_early_alert = _Number()
 
     def number(self, name: str) -> float:
         """A numeric setting, or a SettingsError naming where the bad value came from."""

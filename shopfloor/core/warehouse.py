@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from shopfloor.core.settings import Settings, SettingsError
+from shopfloor.core.errors import LakeError, SettingsError
+from shopfloor.core.settings import Settings
 
 if TYPE_CHECKING:
     import duckdb
@@ -35,10 +36,6 @@ EXTENSIONS = {
     "sqlite_scanner": "duckdb-extension-sqlite-scanner",
     "postgres_scanner": "duckdb-extension-postgres-scanner",
 }
-
-
-class LakeError(RuntimeError):
-    """The lakehouse cannot be reached with what is installed: one line naming the fix."""
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from typing import Any
 import duckdb
 import fsspec
 
+from shopfloor.core.errors import BackupError
 from shopfloor.core.settings import Settings
 from shopfloor.pipeline import build_state
 from shopfloor.pipeline.run import connect_when_free, pipeline_lock
@@ -48,10 +49,6 @@ from shopfloor.pipeline.run import connect_when_free, pipeline_lock
 MANIFEST = "manifest.json"
 BACKUP_LOG = "backups.jsonl"
 FORMAT = 1
-
-
-class BackupError(RuntimeError):
-    """A backup cannot be taken or restored; the message says why, in one line."""
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from shopfloor.core.errors import BuildError
 from shopfloor.core.settings import Settings
 
 if TYPE_CHECKING:
@@ -31,10 +32,6 @@ if TYPE_CHECKING:
 
 MODEL = "fct_machine_hour_sensors"
 _MARKER = "full_refresh_in_windows"  # in the dbt target folder: a full refresh under way
-
-
-class BuildError(RuntimeError):
-    """A batch of the build failed; the message is one line for the operator."""
 
 
 @dataclass(frozen=True)
@@ -197,7 +194,7 @@ OUT_OF_MEMORY = "Out of Memory Error"
 
 def memory_advice(settings: Settings) -> str:
     """The settings that decide a batch's memory, for a one-line error."""
-    budget = int(settings.number("build_batch_readings"))
+    budget = int(settings.build_batch_readings)
     from shopfloor.pipeline.dbt import memory_limit
 
     return (
@@ -222,7 +219,7 @@ def build_backlog(
     target = settings.data.resolve() / "dbt_target"
     if not exists(settings):
         return Plan()
-    budget = int(settings.number("build_batch_readings"))
+    budget = int(settings.build_batch_readings)
     with connect(settings) as con:
         if not _has_table(con, "raw", "landing_files"):
             return Plan()

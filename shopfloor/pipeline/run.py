@@ -26,7 +26,15 @@ from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock, Timeout
 
-from shopfloor.core.settings import Settings, SettingsError
+from shopfloor.core.errors import (
+    EXIT_BUSY,
+    EXIT_FAILED,
+    EXIT_OK,
+    PipelineBusyError,
+    SettingsError,
+    WarehouseBusyError,
+)
+from shopfloor.core.settings import Settings
 
 if TYPE_CHECKING:
     import duckdb
@@ -34,18 +42,6 @@ if TYPE_CHECKING:
     from ingestion.pipeline import IngestConfig, IngestSummary
     from ml.model import TrainConfig
     from shopfloor.serving.snapshot import PublishResult
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_BUSY = 75  # EX_TEMPFAIL: another run holds the lock; a scheduler may retry later
-
-
-class WarehouseBusyError(RuntimeError):
-    """Another process (a BI tool, a notebook) holds the warehouse file."""
-
-
-class PipelineBusyError(RuntimeError):
-    """Another run holds the data folder's lock."""
 
 
 @dataclass
@@ -333,10 +329,10 @@ def ingest_config(settings: Settings) -> IngestConfig:
         else settings.pseudonym_key,
         plant_timezone=settings.plant_timezone,
         policy=ListingPolicy(
-            settle_s=settings.number("settle_seconds"),
-            max_future_hours=settings.number("max_future_hours"),
-            max_past_days=settings.number("max_past_days"),
-            max_file_bytes=int(settings.number("max_file_mb") * 2**20),
+            settle_s=settings.settle_seconds,
+            max_future_hours=settings.max_future_hours,
+            max_past_days=settings.max_past_days,
+            max_file_bytes=int(settings.max_file_mb * 2**20),
         ),
     )
 
@@ -346,15 +342,15 @@ def train_config(settings: Settings) -> TrainConfig:
     from ml.model import TrainConfig
     from ml.policy import AlertPolicy
 
-    lead = settings.number("planning_lead_hours")
+    lead = settings.planning_lead_hours
     if lead <= 0:
         raise SettingsError("setting planning_lead_hours must be more than 0 hours")
     return TrainConfig(
         policy=AlertPolicy(
             planning_lead_hours=lead,
-            unplanned_failure=settings.number("cost_failure"),
-            preventive_visit=settings.number("cost_visit"),
-            early_alert=settings.number("cost_early_alert"),
+            unplanned_failure=settings.cost_failure,
+            preventive_visit=settings.cost_visit,
+            early_alert=settings.cost_early_alert,
         )
     )
 

@@ -9,7 +9,8 @@
     when no flag is raised), `@__micro` and `@__all_micro` (below), `@__spike`, `@__stuck`, `@__out_of_range` (the
     flags), and `is_running` is the machine's RUN status. A new statistic is
     one line here plus its column (type and description) in
-    models/marts/_marts__models.yml.
+    models/marts/fct_machine_hour_sensors.yml, and with `features` in
+    fct_machine_hour_sensor_features.yml (a doc block can describe it for both).
 
     Means and deviations are summed exactly, on integers: `@__micro` is the
     clean reading in millionths as a HUGEINT, where |reading| <= 1e7 (`@__all_micro`
