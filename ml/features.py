@@ -16,7 +16,6 @@ into the future (``NOT_FEATURES``).
 
 from __future__ import annotations
 
-import re
 import warnings
 from dataclasses import dataclass
 
@@ -35,12 +34,6 @@ CATEGORICAL = ("machine_model",)
 NOT_FEATURES = frozenset(
     {*KEYS, LABEL, "next_failure_at", "source_ingested_at", "label_horizon_hours"}
 )
-# the per-sensor model inputs are the mart's look-back windows, named by their span
-# (`run_mean_6h`, `flags_24h`); the hour's own statistics beside them (`value_mean`,
-# `raw_value_mean`, ...) are for people: the windows already carry them, fewer columns
-# train faster, and on four simulated fleets the model ranked no better with them
-# (docs/decisions/0009-maintenance-answer.md). A new window in the mart is a new input.
-WINDOW_STATISTIC = re.compile(r"_\d+h$")
 
 
 @dataclass(frozen=True)
@@ -77,7 +70,7 @@ def load_features(
     sensor_cols = [
         name
         for name, *_ in con.sql(f"describe {SENSOR_FEATURES_MART}").fetchall()
-        if WINDOW_STATISTIC.search(name) and name not in NOT_FEATURES
+        if name not in (*KEYS, "sensor") and name not in NOT_FEATURES
     ]
     base = con.sql(f"select * from {FEATURES_MART} {clause}").df()
     with warnings.catch_warnings():

@@ -44,13 +44,15 @@ def project_with_a_new_statistic(root: Path) -> Path:
     anchor = "        {'name': 'spike_count'"
     assert anchor in text
     declaration.write_text(text.replace(anchor, NEW_STAT + anchor, 1))
-    # its column in both marts, after the last statistic's
-    for model in ("fct_machine_hour_sensors", "fct_machine_hour_sensor_features"):
-        yml = root / MARTS / f"{model}.yml"
-        text = yml.read_text()
-        last = text.index("  - name: run_value_mean\n")
-        end = text.index("\n  - ", last) + 1
-        yml.write_text(text[:end] + NEW_COLUMN + text[end:])
+    # its column in both marts: after the last statistic's, before the first window's
+    sensors = root / MARTS / "fct_machine_hour_sensors.yml"
+    text = sensors.read_text()
+    end = text.index("\n  - ", text.index("  - name: raw_value_mean\n")) + 1
+    sensors.write_text(text[:end] + NEW_COLUMN + text[end:])
+    features = root / MARTS / "fct_machine_hour_sensor_features.yml"
+    text = features.read_text()
+    first_window = "  - name: run_mean_6h\n"
+    features.write_text(text.replace(first_window, NEW_COLUMN + first_window, 1))
     return root
 
 

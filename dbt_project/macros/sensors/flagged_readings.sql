@@ -19,13 +19,13 @@
     `groups` (macros sensor_groups, slot_value); macro slot_sensor_names maps a slot back to
     its sensor per machine.
 #}
-{% macro flagged_readings(groups, where_sql=none) %}
-{%- set staged = ref('int_readings_deduplicated') -%}
+{% macro flagged_readings(readings, registry, sensor_ratings, groups, where_sql=none) %}
+{%- set staged = readings -%}
 {%- set all_sensors = sensor_columns(staged) -%}
 {%- set sensors = slot_columns(groups) -%}
 {{ readings_base(staged, sensors, groups, where_sql) }},
 
-{{ out_of_range_ratings(all_sensors, sensors, groups) }},
+{{ out_of_range_ratings(registry, sensor_ratings, all_sensors, sensors, groups) }},
 
 {{ spike_margins(sensors) }},
 

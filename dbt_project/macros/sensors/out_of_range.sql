@@ -3,9 +3,10 @@
 -- lay out consistently, and `sqlfluff fix` does not converge on them)
 {#
     CTEs `ratings_by_sensor`, `ratings`: per machine, the rated range of each sensor (or
-    slot) from its machine model's ratings; a reading outside it is out of range.
+    slot) from its machine model's ratings (`registry`, `sensor_ratings`: the staged
+    registry and rated ranges); a reading outside it is out of range.
 #}
-{% macro out_of_range_ratings(all_sensors, sensors, groups) %}
+{% macro out_of_range_ratings(registry, sensor_ratings, all_sensors, sensors, groups) %}
 ratings_by_sensor as (
 
     select
@@ -17,8 +18,8 @@ ratings_by_sensor as (
                 as {{ s }}__max
             {{- "," if not loop.last }}
         {% endfor %}
-    from {{ ref('stg_landing__machine_registry') }} as machines
-    inner join {{ ref('stg_landing__sensor_ratings') }} as ratings
+    from {{ registry }} as machines
+    inner join {{ sensor_ratings }} as ratings
         on machines.machine_model = ratings.machine_model
     group by machines.machine_id
 

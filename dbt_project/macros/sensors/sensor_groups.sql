@@ -1,7 +1,8 @@
 -- sqlfluff:exclude_rules:LT02
 -- (LT02: the query built in a set block makes the indent rule read the jinja after it as SQL)
 {#
-    The machines to process together and the sensors they actually report,
+    The machines to process together and the sensors they actually report
+    (`readings`: the deduplicated wide readings; `registry`: the machine registry),
     looked up when the model runs: one group per machine model (a machine the
     registry does not know is a group of its own), with every sensor column
     that has at least one value for a machine of the group in the rows
@@ -15,8 +16,8 @@
     the model reads. With no rows (or at parse time) there is one group with
     no machine: every sensor, nothing selected.
 #}
-{% macro sensor_groups(where_sql=none) %}
-    {%- set sensors = sensor_columns(ref('int_readings_deduplicated')) -%}
+{% macro sensor_groups(readings, registry, where_sql=none) %}
+    {%- set sensors = sensor_columns(readings) -%}
     {%- set everything = [{'machines': [], 'sensors': sensors}] -%}
     {%- if not execute or not sensors -%}
         {{ return(everything) }}
@@ -30,8 +31,8 @@
             coalesce(registry.machine_model, readings.machine_id) as machine_group,
             readings.machine_id,
             {{ reported | join(', ') }}
-        from {{ ref('int_readings_deduplicated') }} as readings
-        left join {{ ref('stg_landing__machine_registry') }} as registry
+        from {{ readings }} as readings
+        left join {{ registry }} as registry
             on readings.machine_id = registry.machine_id
         {% if where_sql %}where {{ where_sql }}{% endif %}
         group by all

@@ -2,7 +2,9 @@
     The statistics of a sensor's hour: the one declaration that builds
     fct_machine_hour_sensors (aggregate, unpivot, columns) and, for those with
     `features`, the columns fct_machine_hour_sensor_features carries to the
-    model (ml/features.py takes every column it finds there).
+    model (ml/features.py takes every column it finds there). None has it today:
+    the model takes the look-back windows over run_value_mean, and the hour's
+    own statistics ranked no better as features (docs/decisions/0009).
 
     `sql` aggregates one sensor over an hour's wide flagged rows: `@` stands
     for the sensor's columns, `@__value` (the reading), `@__clean` (the reading
@@ -27,13 +29,13 @@
     {{ return([
         {'name': 'readings', 'sql': 'count(@__value)', 'type': 'bigint'},
         {'name': 'clean_readings', 'sql': 'count(@__clean)', 'type': 'bigint'},
-        {'name': 'value_mean', 'sql': exact_mean | replace('M', '@__micro') | replace('C', '@__clean'), 'type': 'double', 'features': true},
-        {'name': 'value_std', 'sql': 'case when count(@__micro) < count(@__clean) then stddev_samp(@__clean) when count(@__micro) > 1 then sqrt((count(@__micro) * sum(@__micro * @__micro) - sum(@__micro) * sum(@__micro)) / (count(@__micro) * (count(@__micro) - 1))) / 1e6 end', 'type': 'double', 'features': true},
+        {'name': 'value_mean', 'sql': exact_mean | replace('M', '@__micro') | replace('C', '@__clean'), 'type': 'double'},
+        {'name': 'value_std', 'sql': 'case when count(@__micro) < count(@__clean) then stddev_samp(@__clean) when count(@__micro) > 1 then sqrt((count(@__micro) * sum(@__micro * @__micro) - sum(@__micro) * sum(@__micro)) / (count(@__micro) * (count(@__micro) - 1))) / 1e6 end', 'type': 'double'},
         {'name': 'value_min', 'sql': 'min(@__clean)', 'type': 'double'},
         {'name': 'value_max', 'sql': 'max(@__clean)', 'type': 'double'},
-        {'name': 'value_p95', 'sql': 'quantile_cont(@__clean, 0.95)', 'type': 'double', 'features': true},
-        {'name': 'run_value_mean', 'sql': exact_mean | replace('M', running | replace('X', 'micro')) | replace('C', running | replace('X', 'clean')), 'type': 'double', 'features': true},
-        {'name': 'raw_value_mean', 'sql': exact_mean | replace('M', '@__all_micro') | replace('C', '@__value'), 'type': 'double', 'features': true},
+        {'name': 'value_p95', 'sql': 'quantile_cont(@__clean, 0.95)', 'type': 'double'},
+        {'name': 'run_value_mean', 'sql': exact_mean | replace('M', running | replace('X', 'micro')) | replace('C', running | replace('X', 'clean')), 'type': 'double'},
+        {'name': 'raw_value_mean', 'sql': exact_mean | replace('M', '@__all_micro') | replace('C', '@__value'), 'type': 'double'},
         {'name': 'spike_count', 'sql': 'count_if(@__spike)', 'type': 'bigint'},
         {'name': 'stuck_count', 'sql': 'count_if(@__stuck)', 'type': 'bigint'},
         {'name': 'out_of_range_count', 'sql': 'count_if(@__out_of_range)', 'type': 'bigint'},

@@ -11,10 +11,10 @@
     )
 }}
 {#
-    Per machine, hour and sensor: the hour's statistics declared for the
-    features (macro sensor_statistics) and look-back windows over the hourly
-    means of the sensor while the machine ran (6 h and 24 h mean, standard
-    deviation and slope per hour). Windows only look back. Long, like fct_machine_hour_sensors:
+    Per machine, hour and sensor: the model's per-sensor inputs, every column
+    but the keys: look-back windows over the hourly means of the sensor while
+    the machine ran (6 h and 24 h mean, standard deviation and slope per hour)
+    and the hour's statistics declared `features` (macro sensor_statistics). Windows only look back. Long, like fct_machine_hour_sensors:
     a new sensor becomes new rows with no SQL edited.
     Incremental by ingestion: for each machine with a file ingested since the
     last build, the hours from its earliest changed hour to 23 hours after
@@ -47,6 +47,7 @@ sensor_hours as (
         sensor,
         {% for stat in sensor_statistic_names(features=true) %}{{ stat }},
         {% endfor -%}
+        run_value_mean,
         spike_count,
         stuck_count,
         out_of_range_count,

@@ -29,6 +29,10 @@
     one query's memory is built in windows of whole days, one dbt run each
     (macro build_window): the window's hours are rebuilt whole.
 #}
+{#- the model's inputs: the readings, and the registry and rated ranges the flags use -#}
+{%- set readings = ref('int_readings_deduplicated') -%}
+{%- set registry = ref('stg_landing__machine_registry') -%}
+{%- set sensor_ratings = ref('stg_landing__sensor_ratings') -%}
 {%- set window = build_window() -%}
 {%- set since = ingested_watermark() -%}
 {#- incremental: the readings of the machine-hours that received a file since the last build -#}
@@ -40,11 +44,11 @@
         ~ ' and source_file in (select file_path from ' ~ ref('stg_landing__landing_files')
         ~ ' where (machine_id, file_hour_at) in (' ~ changed_machine_hours(since) ~ '))' -%}
 {%- endif -%}
-{%- set groups = sensor_groups(where_sql=changed_readings) -%}
+{%- set groups = sensor_groups(readings, registry, where_sql=changed_readings) -%}
 
 with
 
-{{ flagged_readings(groups, where_sql=changed_readings) }},
+{{ flagged_readings(readings, registry, sensor_ratings, groups, where_sql=changed_readings) }},
 
 {{ sensor_hour_stats(sensors=slot_columns(groups)) }},
 
