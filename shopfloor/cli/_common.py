@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich import box
 from rich.console import Console
+from rich.table import Table
 
 from shopfloor.core.errors import EXIT_USAGE, SettingsError, ShopfloorError
 from shopfloor.core.settings import Settings, resolve
@@ -67,6 +69,12 @@ def _embedded_only(settings: Settings, command: str) -> None:
             f"{settings.lakehouse} is kept by its object store and its catalog "
             "(docs/decisions/0007-lakehouse-ducklake.md)"
         )
+
+
+def compact_table(title: str) -> Table:
+    """A table that stays readable at 80 columns: a rule under the header, one space
+    between columns (headers may take two lines)."""
+    return Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 0))
 
 
 def _usage_error(message: str) -> None:

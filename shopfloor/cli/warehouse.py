@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 if TYPE_CHECKING:
     pass
@@ -19,6 +18,7 @@ from shopfloor.cli._common import (
     _settings,
     _writes_warehouse,
     app,
+    compact_table,
     console,
 )
 
@@ -116,6 +116,18 @@ def publish(data_dir: DataDirOption = "", lakehouse: LakehouseOption = "") -> No
     )
 
 
+_DQ_HEADERS = {
+    "data_date": "day",
+    "files_expected": "files\nexpected",
+    "files_received": "files\nreceived",
+    "files_partial": "files\npartial",
+    "files_quarantined": "files\nquarantined",
+    "hours_missing": "hours\nmissing",
+    "rows_rejected": "rows\nrejected",
+    "completeness": "complete",
+}
+
+
 @app.command()
 def status(data_dir: DataDirOption = "", lakehouse: LakehouseOption = "") -> None:
     """Last runs, silent machines, data quality of the last days and the current top risks.
@@ -133,12 +145,20 @@ def status(data_dir: DataDirOption = "", lakehouse: LakehouseOption = "") -> Non
     settings = _settings(data_dir=data_dir, lakehouse=lakehouse)
     data = settings.data_dir
     runs = read_runs(data, last=5)
-    table = Table(title="Last runs (runs.jsonl)")
-    for col in ("started", "status", "files new", "quarantined", "rows", "tests p/w/f", "at risk"):
+    table = compact_table("Last runs (runs.jsonl)")
+    for col in (
+        "started (UTC)",
+        "status",
+        "files\nnew",
+        "files\nquarantined",
+        "rows\nloaded",
+        "tests\np/w/f",
+        "machines\nat risk",
+    ):
         table.add_column(col)
     for r in runs:
         table.add_row(
-            r["started_at"],
+            r["started_at"][:16].replace("T", " "),
             r["status"] + (f" ({r['failed_stage']})" if r.get("failed_stage") else ""),
             str(r["files_new"]),
             str(r["files_quarantined"]),
@@ -195,11 +215,11 @@ def status(data_dir: DataDirOption = "", lakehouse: LakehouseOption = "") -> Non
                 + (", ".join(f"{m} ({h} h behind)" for m, h in silent) or "none")
             )
         if "fct_data_quality" in tables:
-            dq = Table(title="Data quality, last 7 days")
+            dq = compact_table("Data quality, last 7 days")
             for col in marts.DATA_QUALITY_COLUMNS:
-                dq.add_column(col)
+                dq.add_column(_DQ_HEADERS[col], justify="left" if col == "data_date" else "right")
             for row in marts.data_quality_by_day(con, days=7):
-                dq.add_row(*(str(v) for v in row))
+                dq.add_row(*(f"{v:.2f}" if isinstance(v, float) else str(v) for v in row))
             console.print(dq)
         if "fct_machine_risk" in tables:
             act_now = marts.machines_on_alert(con)
@@ -210,7 +230,7 @@ def status(data_dir: DataDirOption = "", lakehouse: LakehouseOption = "") -> Non
                     "Watch list (likely to fail within the horizon): "
                     + (", ".join(watch) or "none")
                 )
-            risk = Table(title="Current top risks (marts.fct_machine_risk)")
+            risk = compact_table("Current top risks (marts.fct_machine_risk)")
             for col in ("machine", "risk", "band", "action", "top reasons"):
                 risk.add_column(col)
             for m, r, band, action, reasons in marts.top_risks(con, limit=5):
