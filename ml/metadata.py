@@ -23,6 +23,8 @@ class ModelMetadata(TypedDict):
     features_screened_out: NotRequired[int]  # sensor statistics dropped by screen()
     categorical: list[str]
     reference_values: dict[str, float]  # training medians: what "unusual" is measured from
+    # the most telling features' training deciles, what drift is measured against (ml.drift)
+    drift_reference: NotRequired[dict[str, dict[str, list[float]]]]
     threshold: float
     # the watch list's cut: a failure within the horizon likely (best F1 on validation)
     watch_threshold: NotRequired[float]

@@ -39,7 +39,7 @@ from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OrdinalEncoder
 
-from ml import evaluate
+from ml import drift, evaluate
 from ml.features import CATEGORICAL, KEYS, LABEL, FeatureFrame, labels, load_features, matrix
 from ml.metadata import ModelMetadata
 from ml.policy import AlertPolicy, PeriodOutcomes, choose_threshold
@@ -311,6 +311,7 @@ def train(
         "features_screened_out": screened_out,
         "categorical": [f for f in features if f in CATEGORICAL],
         "reference_values": reference,
+        "drift_reference": drift.reference(train_part, features),
         "threshold": threshold,
         "watch_threshold": watch_threshold,
         "metrics": metrics,

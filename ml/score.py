@@ -11,6 +11,8 @@ read them build before any model exists, and this module only inserts):
 * ``ml.machine_risk_reasons`` -- for each machine's latest scored hour, the features
   that moved its risk most: the risk minus the risk with that one feature set to its
   typical (training median) value. Replaced per machine and version.
+* ``ml.feature_drift`` -- once a day, the drift of the model's most telling features
+  over the last week against training (``ml.drift``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from ml import drift
 from ml.evaluate import watch_threshold_of
 from ml.features import CATEGORICAL, load_features, matrix
 
@@ -48,7 +51,7 @@ def _require_tables(con: duckdb.DuckDBPyConnection) -> None:
             "select table_name from information_schema.tables where table_schema = 'ml'"
         ).fetchall()
     }
-    missing = {"machine_hour_scores", "machine_risk_reasons"} - found
+    missing = {"machine_hour_scores", "machine_risk_reasons", "feature_drift"} - found
     if missing:
         raise RuntimeError(
             f"warehouse has no ml.{', ml.'.join(sorted(missing))}: run `shopfloor build` first "
@@ -141,6 +144,7 @@ def score(
     con.execute("insert into ml.machine_risk_reasons by name select * from new_reasons")
     con.execute("commit")
     con.unregister("new_reasons")
+    drift.write(con, metadata, scored_at)  # once a day: the last week against training
     return ScoreResult(
         model_version=version,
         hours_scored=len(todo),

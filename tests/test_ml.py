@@ -197,14 +197,20 @@ def test_scoring_twice_adds_no_rows_and_the_report_matches_the_scores(
         first = score(con, model, meta)
         n_rows = con.sql("select count(*) from ml.machine_hour_scores").fetchone()[0]  # type: ignore[index]
         hours = con.sql("select count(*) from marts.fct_machine_hour_features").fetchone()[0]  # type: ignore[index]
+        drift_sql = "select count(*), min(psi) from ml.feature_drift where model_version = ?"
+        drift_first = con.execute(drift_sql, [meta["version"]]).fetchone()
         second = score(con, model, meta)
         again = con.sql("select count(*) from ml.machine_hour_scores").fetchone()[0]  # type: ignore[index]
+        drift_again = con.execute(drift_sql, [meta["version"]]).fetchone()
         reasons = con.sql(
             "select count(distinct machine_id), min(contribution) from ml.machine_risk_reasons"
         ).fetchone()
         recomputed = recompute_model_metrics(con, meta)
     assert first.hours_scored == hours == n_rows
     assert second.hours_scored == 0 and again == n_rows
+    # drift: the most telling features' last week against training, measured once a day
+    assert drift_first == drift_again and drift_first is not None
+    assert drift_first[0] == len(meta["drift_reference"]) > 0 and drift_first[1] >= 0
     assert reasons is not None and reasons[0] == 10 and reasons[1] > 0
     for key in ("pr_auc", "roc_auc", "precision", "recall", "cost", "failures_caught"):
         assert recomputed[key] == pytest.approx(meta["metrics"]["model"][key], abs=1e-9)

@@ -33,6 +33,15 @@
         contribution double not null,
         scored_at timestamptz not null{{ primary_key_unless_lake('machine_id, model_version, reason_rank') }}
     );
+    create table if not exists {{ target.database }}.ml.feature_drift (
+        model_version varchar not null,
+        window_start timestamptz not null,
+        window_end timestamptz not null,
+        feature varchar not null,
+        psi double not null,
+        hours integer not null,
+        computed_at timestamptz not null{{ primary_key_unless_lake('model_version, window_end, feature') }}
+    );
 {% endmacro %}
 
 {# a DuckLake (the `lake` target) has no primary keys #}

@@ -139,6 +139,7 @@ def status(data_dir: DataDirOption = "", lakehouse: LakehouseOption = "") -> Non
 
     import duckdb
 
+    from ml.model import latest_version
     from shopfloor.pipeline.run import read_runs
     from shopfloor.serving import marts
 
@@ -221,6 +222,19 @@ def status(data_dir: DataDirOption = "", lakehouse: LakehouseOption = "") -> Non
             for row in marts.data_quality_by_day(con, days=7):
                 dq.add_row(*(f"{v:.2f}" if isinstance(v, float) else str(v) for v in row))
             console.print(dq)
+        version = latest_version(settings.models_dir)
+        drift = (
+            marts.latest_drift(con, version)
+            if version and "fct_model_monitoring" in tables
+            else None
+        )
+        if drift:
+            psi, feature = drift
+            console.print(
+                f"Drift of the model's inputs (last week against training): PSI {psi:.2f} "
+                f"on {feature}, {marts.drift_level(psi)}",
+                highlight=False,
+            )
         if "fct_machine_risk" in tables:
             act_now = marts.machines_on_alert(con)
             console.print("Act now (alert policy): " + (", ".join(act_now) or "none"))

@@ -38,6 +38,26 @@ def newest_hour(con: duckdb.DuckDBPyConnection) -> datetime | None:
     return newest.astimezone(UTC) if newest is not None else None
 
 
+def latest_drift(con: duckdb.DuckDBPyConnection, version: str) -> tuple[float, str] | None:
+    """(largest PSI, its feature) of the version's last drift measurement, if any (a
+    snapshot published before drift was measured has no such column)."""
+    columns = {name for name, *_ in con.sql("describe marts.fct_model_monitoring").fetchall()}
+    if "max_feature_psi" not in columns:
+        return None
+    row = con.execute(
+        "select max_feature_psi, most_drifted_feature from marts.fct_model_monitoring"
+        " where model_version = ? and max_feature_psi is not null"
+        " order by week_start desc limit 1",
+        [version],
+    ).fetchone()
+    return (float(row[0]), str(row[1])) if row else None
+
+
+def drift_level(psi: float) -> str:
+    """The conventional reading of a population stability index."""
+    return "stable" if psi < 0.1 else "moderate" if psi <= 0.25 else "shifted"
+
+
 def silent_machines(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
     """(machine, hours behind the fleet) of the machines that stopped sending files."""
     return [

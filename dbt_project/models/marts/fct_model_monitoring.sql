@@ -88,6 +88,24 @@ failure_figures as (
 
 ),
 
+drift as (
+
+    -- the week's last drift measurement of the version: its largest PSI and where
+    select
+        model_version,
+        date_trunc('week', (window_end - interval 1 hour) at time zone 'UTC')::date as week_start,
+        feature as most_drifted_feature,
+        psi as max_feature_psi
+    from {{ ref('stg_ml__feature_drift') }}
+    qualify row_number() over (
+        partition by
+            model_version,
+            date_trunc('week', (window_end - interval 1 hour) at time zone 'UTC')::date
+        order by window_end desc, psi desc
+    ) = 1
+
+),
+
 final as (
 
     select
@@ -110,12 +128,18 @@ final as (
         coalesce(failure_figures.failures_alerted, 0) as failures_alerted,
         coalesce(failure_figures.failures - failure_figures.failures_alerted, 0)
             as failures_missed,
-        coalesce(failure_figures.failures_on_watch_list, 0) as failures_on_watch_list
+        coalesce(failure_figures.failures_on_watch_list, 0) as failures_on_watch_list,
+        drift.max_feature_psi,
+        drift.most_drifted_feature
     from hour_figures
     left join failure_figures
         on
             hour_figures.model_version = failure_figures.model_version
             and hour_figures.week_start = failure_figures.week_start
+    left join drift
+        on
+            hour_figures.model_version = drift.model_version
+            and hour_figures.week_start = drift.week_start
 
 )
 
