@@ -339,6 +339,7 @@ def _markdown(metadata: ModelMetadata, metrics: dict[str, Any], machine: str, ch
     return f"""# shopfloor maintenance model — evaluation report
 
 {warnings}Model version **{metadata["version"]}**, trained {metadata["trained_at"]}.
+{standing(metadata)}
 
 ## Two lists from one model (test period)
 
@@ -415,4 +416,18 @@ def _grouped_text(grouped: dict[str, Any]) -> str:
         f"({grouped['folds']} folds by machine): PR-AUC {grouped['pr_auc']:.2f}, ROC-AUC "
         f"{grouped['roc_auc']:.2f} (prevalence {grouped['prevalence']:.2f}). A new machine is "
         "scored less well than one with history: its sensors' levels are new to the model."
+    )
+
+
+def standing(metadata: ModelMetadata) -> str:
+    """Whether this version scores (current) or was kept as a candidate, and why."""
+    champion = metadata.get("champion")
+    if metadata.get("status") != "candidate" or not champion:
+        return ""
+    return (
+        f"\n**Candidate, not scoring**: on this version's test period it ranked the hours "
+        f"with PR-AUC {_fmt(champion['challenger_pr_auc'])} against "
+        f"{_fmt(champion['champion_pr_auc'])} for the current model {champion['version']}, "
+        "which stays current (a retrained version replaces it only when it ranks at least "
+        "as well). `shopfloor status` lists the candidates.\n"
     )

@@ -163,3 +163,8 @@ def test_a_worse_retrained_model_stays_a_candidate(
     assert meta["status"] == "candidate"
     assert meta["champion"]["version"] == champion["version"]
     assert meta["champion"]["challenger_pr_auc"] < meta["champion"]["champion_pr_auc"]
+    # and the candidate's report says it does not score, against which model, and why
+    from ml.report import standing
+
+    said = standing(meta)
+    assert "Candidate, not scoring" in said and champion["version"] in said
