@@ -138,7 +138,7 @@ def test_settings_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     s = resolve({"landing": "/x"}, cwd=tmp_path)
     assert (s.data_dir, s.sources["data_dir"]) == ("from_file", "shopfloor.toml")
     assert (s.landing, s.sources["landing"]) == ("/x", "flag")
-    assert (s.max_past_days, s.sources["max_past_days"]) == ("30", "env SHOPFLOOR_MAX_PAST_DAYS")
+    assert (s.max_past_days, s.sources["max_past_days"]) == (30.0, "env SHOPFLOOR_MAX_PAST_DAYS")
     assert s.warehouse == str(Path("from_file") / "warehouse.duckdb")
     assert resolve({"data_dir": "flagged"}, cwd=tmp_path).data_dir == "flagged"
     (tmp_path / "shopfloor.toml").write_text('data_dri = "typo"\n')
