@@ -42,6 +42,7 @@ class ScoreResult:
     hours_already_scored: int
     machines: int
     alerts_now: int
+    drift_measured: int = 0  # features whose drift this call measured (once a day)
 
 
 def _require_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -144,13 +145,14 @@ def score(
     con.execute("insert into ml.machine_risk_reasons by name select * from new_reasons")
     con.execute("commit")
     con.unregister("new_reasons")
-    drift.write(con, metadata, scored_at)  # once a day: the last week against training
+    drifts = drift.write(con, metadata, scored_at)  # once a day: the last week vs training
     return ScoreResult(
         model_version=version,
         hours_scored=len(todo),
         hours_already_scored=len(frame) - len(todo) + _scored_before(con, version, frame),
         machines=int(frame["machine_id"].nunique()),
         alerts_now=int((latest_risk >= threshold).sum()),
+        drift_measured=drifts,
     )
 
 

@@ -442,7 +442,7 @@ def _score(ctx: RunContext) -> None:
         result = score(con, model, metadata)
     summary.model_version = result.model_version
     summary.hours_scored = result.hours_scored
-    ctx.scores_changed = summary.trained or result.hours_scored > 0
+    ctx.scores_changed = summary.trained or result.hours_scored > 0 or result.drift_measured > 0
 
 
 def _publish(ctx: RunContext) -> None:
