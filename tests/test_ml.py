@@ -248,6 +248,11 @@ def test_scoring_twice_adds_no_rows_and_the_report_matches_the_scores(
     assert len(rows) == 10
     assert all(band != "unknown" and action and reasons for band, action, reasons, _ in rows)
     assert {v for *_, v in rows} == {meta["version"]}
+    # every value in the reasons to four significant digits, whatever its scale
+    shown = [
+        v for *_, reasons, _ in rows for v in re.findall(r"(?:= |typical )(\S+?)[ ,]", reasons)
+    ]
+    assert shown and all(len(re.sub(r"e.*|[^0-9]", "", v).lstrip("0")) <= 4 for v in shown), shown
     # how the lists turned out, per week: every scored hour counted once, every failure
     # alerted or missed, and the test period's hour-level recall as in the metadata
     built = shopfloor("build", "--data-dir", str(fleet_data), "--select", "fct_model_monitoring")

@@ -59,10 +59,11 @@ top_reasons as (
     select
         reasons.machine_id,
         string_agg(
+            -- values to four significant digits, whatever the sensor's scale
             reasons.feature
-            || ' = ' || round(reasons.feature_value, 3)
-            || ' (typical ' || round(reasons.reference_value, 3)
-            || ', +' || round(100 * reasons.risk_contribution, 1) || ' pts)',
+            || ' = ' || format('{:.4g}', reasons.feature_value)
+            || ' (typical ' || format('{:.4g}', reasons.reference_value)
+            || ', +' || format('{:.1f}', 100 * reasons.risk_contribution) || ' pts)',
             '; ' order by reasons.reason_rank
         ) as top_reasons
     from reasons
