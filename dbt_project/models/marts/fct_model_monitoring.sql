@@ -93,15 +93,16 @@ drift as (
     -- the week's last drift measurement of the version: its largest PSI and where
     select
         model_version,
-        date_trunc('week', (window_end - interval 1 hour) at time zone 'UTC')::date as week_start,
+        date_trunc('week', (window_end_at - interval 1 hour) at time zone 'UTC')::date
+            as week_start,
         feature as most_drifted_feature,
         psi as max_feature_psi
     from {{ ref('stg_ml__feature_drift') }}
     qualify row_number() over (
         partition by
             model_version,
-            date_trunc('week', (window_end - interval 1 hour) at time zone 'UTC')::date
-        order by window_end desc, psi desc
+            date_trunc('week', (window_end_at - interval 1 hour) at time zone 'UTC')::date
+        order by window_end_at desc, psi desc
     ) = 1
 
 ),

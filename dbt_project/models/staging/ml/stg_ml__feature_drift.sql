@@ -16,8 +16,8 @@ source as (
 
 select
     model_version,
-    window_start,
-    window_end,
+    window_start as window_start_at,
+    window_end as window_end_at,
     feature,
     psi,
     hours as hours_measured,
