@@ -19,7 +19,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from ml.features import CATEGORICAL, labels, load_features
+from ml.evaluate import label_auc_distance
+from ml.features import CATEGORICAL, load_features
 
 TOP_FEATURES = 10
 BINS = 10
@@ -30,18 +31,13 @@ _FLOOR = 1e-4  # an empty bin's share: PSI is finite, and one stray hour does no
 def reference(train: pd.DataFrame, features: list[str]) -> dict[str, dict[str, list[float]]]:
     """Per most telling numeric feature: its training deciles' inner edges and the share
     of training hours in each bin."""
-    from sklearn.metrics import roc_auc_score
-
-    y = labels(train)
     ranked: list[tuple[float, str]] = []
     for feature in features:
         if feature in CATEGORICAL:
             continue
-        values = train[feature].astype("float64").to_numpy()
-        known = np.isfinite(values)
-        if known.sum() < 50 or y[known].all() or not y[known].any():
-            continue
-        ranked.append((abs(roc_auc_score(y[known], values[known]) - 0.5), feature))
+        distance = label_auc_distance(train, feature)
+        if distance is not None:
+            ranked.append((distance, feature))
     out: dict[str, dict[str, list[float]]] = {}
     for _, feature in sorted(ranked, reverse=True)[:TOP_FEATURES]:
         values = train[feature].astype("float64").to_numpy()

@@ -202,3 +202,14 @@ def baseline_score(rule: BaselineRule, frame: pd.DataFrame) -> np.ndarray:
         return _hours_since_maintenance(frame)
     values = frame[rule["feature"]].astype("float64").to_numpy()
     return np.nan_to_num(rule["sign"] * values, nan=-np.inf)
+
+
+def label_auc_distance(frame: pd.DataFrame, feature: str, min_known: int = 50) -> float | None:
+    """How well the feature alone ranks the frame's labels: |ROC-AUC - 0.5| over the hours
+    where it has a value; None with fewer than `min_known` such hours or one class only."""
+    y = frame[LABEL].astype(bool).to_numpy()
+    values = frame[feature].astype("float64").to_numpy()
+    known = np.isfinite(values)
+    if known.sum() < min_known or y[known].all() or not y[known].any():
+        return None
+    return float(abs(roc_auc_score(y[known], values[known]) - 0.5))

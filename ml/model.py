@@ -418,8 +418,6 @@ def screen(train: pd.DataFrame, features: list[str]) -> list[str]:
     rank the training period's labels no better than chance (ROC-AUC within
     SCREEN_MIN_AUC_DISTANCE of 0.5, either direction). The fleet's own columns (age, flags,
     machine model) always stay, and a statistic with fewer than 50 known hours goes."""
-    from sklearn.metrics import roc_auc_score
-
     y = labels(train)
     if y.all() or not y.any():
         return features
@@ -428,11 +426,8 @@ def screen(train: pd.DataFrame, features: list[str]) -> list[str]:
         if "__" not in feature:
             kept.append(feature)
             continue
-        values = train[feature].astype("float64").to_numpy()
-        known = np.isfinite(values)
-        if known.sum() < 50 or y[known].all() or not y[known].any():
-            continue
-        if abs(roc_auc_score(y[known], values[known]) - 0.5) >= SCREEN_MIN_AUC_DISTANCE:
+        distance = evaluate.label_auc_distance(train, feature)
+        if distance is not None and distance >= SCREEN_MIN_AUC_DISTANCE:
             kept.append(feature)
     return kept
 
