@@ -21,6 +21,7 @@ from typing import Any, TypedDict
 
 import numpy as np
 import pandas as pd
+from scipy.stats import rankdata
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from ml.features import LABEL
@@ -206,10 +207,17 @@ def baseline_score(rule: BaselineRule, frame: pd.DataFrame) -> np.ndarray:
 
 def label_auc_distance(frame: pd.DataFrame, feature: str, min_known: int = 50) -> float | None:
     """How well the feature alone ranks the frame's labels: |ROC-AUC - 0.5| over the hours
-    where it has a value; None with fewer than `min_known` such hours or one class only."""
+    where it has a value; None with fewer than `min_known` such hours or one class only.
+
+    The ROC-AUC is the Mann-Whitney statistic (ties count one half), as roc_auc_score
+    computes it, without its input checks: screening asks it of hundreds of features."""
     y = frame[LABEL].astype(bool).to_numpy()
     values = frame[feature].astype("float64").to_numpy()
     known = np.isfinite(values)
-    if known.sum() < min_known or y[known].all() or not y[known].any():
+    positives = int(y[known].sum())
+    negatives = int(known.sum()) - positives
+    if known.sum() < min_known or not positives or not negatives:
         return None
-    return float(abs(roc_auc_score(y[known], values[known]) - 0.5))
+    ranks = rankdata(values[known])  # ties get their average rank
+    auc = (ranks[y[known]].sum() - positives * (positives + 1) / 2) / (positives * negatives)
+    return float(abs(auc - 0.5))

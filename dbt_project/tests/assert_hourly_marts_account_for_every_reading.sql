@@ -7,6 +7,7 @@
 -- whatever the firmware added). In the hourly run, the machine-hours with a file
 -- loaded since the last run that passed its checks only (macro checked_since), found
 -- by their readings' time so that the scan skips the rest of the history.
+-- depends_on: {{ ref('stg_landing__landing_files') }}
 {%- set sensors = sensor_columns(ref('int_readings_deduplicated')) %}
 {%- set since = checked_since() %}
 {%- set scope = none %}

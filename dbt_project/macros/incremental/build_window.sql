@@ -4,10 +4,14 @@
     build_batch_readings into windows of whole UTC days and build
     fct_machine_hour_sensors once per window (shopfloor/pipeline/batches.py,
     docs/decisions/0008-bounded-build-batches.md). The window comes from the
-    environment, not a var: a new window re-parses this model only.
+    environment, not a var, and is read at execution only: a value read while dbt
+    parses would make dbt re-parse the model for every window.
     Returns {'start': literal, 'end': literal} (timestamptz SQL literals).
 #}
 {% macro build_window() %}
+    {%- if not execute -%}
+        {{ return(none) }}
+    {%- endif -%}
     {%- set start = env_var('SHOPFLOOR_BUILD_WINDOW_START', '') -%}
     {%- set end = env_var('SHOPFLOOR_BUILD_WINDOW_END', '') -%}
     {%- if start and end -%}
