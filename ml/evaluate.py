@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, TypedDict
 
+import duckdb
 import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
@@ -221,3 +222,39 @@ def label_auc_distance(frame: pd.DataFrame, feature: str, min_known: int = 50) -
     ranks = rankdata(values[known])  # ties get their average rank
     auc = (ranks[y[known]].sum() - positives * (positives + 1) / 2) / (positives * negatives)
     return float(abs(auc - 0.5))
+
+
+def health_ranking(
+    con: duckdb.DuckDBPyConnection, start: Any = None, end: Any = None
+) -> dict[str, float | int] | None:
+    """How the health score (marts.fct_machine_health, no model and no label used) ranks
+    "fails within the horizon" against hours since maintenance alone, on the labelled hours
+    with a health score in [start, end) (everything when not given); None when there is no
+    health score or the hours hold one class only."""
+    try:
+        frame = con.execute(
+            "select health.health_score, health.hours_in_service, features."
+            + LABEL
+            + " from marts.fct_machine_health as health"
+            " inner join marts.fct_machine_hour_features as features"
+            " using (machine_id, hour_at)"
+            " where health.health_score is not null and features." + LABEL + " is not null"
+            " and ($1::timestamptz is null or health.hour_at >= $1)"
+            " and ($2::timestamptz is null or health.hour_at < $2)",
+            [start, end],
+        ).df()
+    except duckdb.CatalogException:  # a warehouse built before the health score
+        return None
+    y = frame[LABEL].astype(bool).to_numpy()
+    if y.all() or not y.any():
+        return None
+    health = frame["health_score"].to_numpy(dtype="float64")
+    age = frame["hours_in_service"].to_numpy(dtype="float64")
+    return {
+        "hours": len(frame),
+        "failure_hours": int(y.sum()),
+        "health_roc_auc": float(roc_auc_score(y, health)),
+        "age_roc_auc": float(roc_auc_score(y, age)),
+        "health_pr_auc": float(average_precision_score(y, health)),
+        "age_pr_auc": float(average_precision_score(y, age)),
+    }

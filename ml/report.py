@@ -126,6 +126,8 @@ def write_report(con: duckdb.DuckDBPyConnection, metadata: ModelMetadata, out_di
             period.judge, scores[name], float(rule["threshold"])
         ) | {"rule": rule}
     metrics["machine_grouped"] = metadata["metrics"]["machine_grouped"]
+    periods = metadata["periods"]
+    metrics["health"] = evaluate.health_ranking(con, periods["test_start"], periods["test_end"])
 
     # PR curve: the model from the scores table, the baselines from their rules
     fig, ax = plt.subplots(figsize=(6, 4.5))
@@ -391,6 +393,10 @@ any alerts the period would cost {m["cost_without_alerts"]:,.0f}.
 
 ![risk timeline of {machine}](risk_timeline.png)
 
+## Health score beside the model (test period)
+
+{_health_text(metrics["health"], m)}
+
 ## Machine-grouped split
 
 {_grouped_text(metrics["machine_grouped"])}
@@ -403,6 +409,21 @@ def _saving(baseline: float, model: float) -> str:
     if not baseline:
         return "n/a"
     return f"{100 * (baseline - model) / baseline:.0f} %"
+
+
+def _health_text(health: dict[str, Any] | None, model: dict[str, Any]) -> str:
+    if health is None:
+        return "No health score on the test period's labelled hours (or one class only)."
+    return (
+        "The health score (`marts.fct_machine_health`: the sensors' distance from each "
+        "machine's own healthy level plus the hours since maintenance; no model and no label "
+        f"used) on the {health['hours']:,} labelled test hours that have one "
+        f"({health['failure_hours']:,} before a failure): ROC-AUC "
+        f"**{health['health_roc_auc']:.3f}**, PR-AUC {health['health_pr_auc']:.3f}; hours since "
+        f"maintenance alone {health['age_roc_auc']:.3f} and {health['age_pr_auc']:.3f}; the "
+        f"model's PR-AUC on all test hours {_fmt(model.get('pr_auc'))}. It answers before the "
+        "plant has failures to train on; once the model ranks better, the model's lists lead."
+    )
 
 
 def _grouped_text(grouped: dict[str, Any]) -> str:

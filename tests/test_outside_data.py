@@ -190,6 +190,16 @@ def test_every_run_succeeds_and_a_young_plant_skips_scoring(
     # caught up, the retired machine is not silent: nothing to warn about
     assert summary["tests_warned"] == 0, outputs[-1][-3000:]
     assert summary["silent_machines"] == []
+    # no failure and no model, yet every machine has a health score from its first days
+    assert rows(data, "select count(*) from marts.fct_maintenance_events where is_failure") == [
+        (0,)
+    ]
+    health = rows(
+        data,
+        "select machine_id, health_score, risk from marts.fct_machine_risk order by 1",
+    )
+    assert [m for m, *_ in health] == sorted(m.machine_id for m in HAND_FLEET)
+    assert all(score is not None and score > 0 and risk is None for _, score, risk in health)
 
 
 def test_late_day_reaches_every_mart_as_a_full_refresh_would(

@@ -244,6 +244,19 @@ def status(data_dir: DataDirOption = "", lakehouse: LakehouseOption = "") -> Non
                     "Watch list (likely to fail within the horizon): "
                     + (", ".join(watch) or "none")
                 )
+            health = marts.worst_health(con)
+            if health is not None:
+                console.print(
+                    "Health, no model needed (about 2 is typical, higher is worse): "
+                    + (
+                        ", ".join(
+                            f"{m} {h:.3g}" + (f" ({sensor})" if sensor else "")
+                            for m, h, sensor in health
+                        )
+                        or "not yet (each machine needs about half a day of healthy hours)"
+                    ),
+                    highlight=False,
+                )
             risk = compact_table("Current top risks (marts.fct_machine_risk)")
             for col in ("machine", "risk", "band", "action", "top reasons"):
                 risk.add_column(col)

@@ -82,14 +82,7 @@ def machines_on_alert(con: duckdb.DuckDBPyConnection) -> list[str]:
 def machines_on_watch_list(con: duckdb.DuckDBPyConnection) -> list[str] | None:
     """The machines likely to fail within the horizon, highest risk first (None: a
     published snapshot from before the watch list)."""
-    columns = {
-        name
-        for (name,) in con.sql(
-            "select column_name from information_schema.columns"
-            " where table_schema = 'marts' and table_name = 'fct_machine_risk'"
-        ).fetchall()
-    }
-    if "on_watch_list" not in columns:
+    if "on_watch_list" not in _risk_columns(con):
         return None
     return [
         m
@@ -97,6 +90,27 @@ def machines_on_watch_list(con: duckdb.DuckDBPyConnection) -> list[str] | None:
             "select machine_id from marts.fct_machine_risk where on_watch_list order by risk desc"
         ).fetchall()
     ]
+
+
+def worst_health(con: duckdb.DuckDBPyConnection, limit: int = 5) -> list[tuple[Any, ...]] | None:
+    """(machine, health score, most deviated sensor) of the machines with the highest
+    health scores (None: a published snapshot from before the health score)."""
+    if "health_score" not in _risk_columns(con):
+        return None
+    return con.sql(
+        "select machine_id, health_score, most_deviated_sensor from marts.fct_machine_risk"
+        f" where health_score is not null order by health_score desc limit {int(limit)}"
+    ).fetchall()
+
+
+def _risk_columns(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {
+        name
+        for (name,) in con.sql(
+            "select column_name from information_schema.columns"
+            " where table_schema = 'marts' and table_name = 'fct_machine_risk'"
+        ).fetchall()
+    }
 
 
 def top_risks(con: duckdb.DuckDBPyConnection, limit: int = 5) -> list[tuple[Any, ...]]:

@@ -1,8 +1,9 @@
 {#
     The maintenance team's table: one row per machine with its current risk from
-    the newest model version, a recommended action and the top reasons. A
-    machine never scored (no model yet, or silent since before the first score)
-    still has a row, with NULL risk and the action to say so.
+    the newest model version, a recommended action and the top reasons, and its
+    newest health score (fct_machine_health, no model needed). A machine never
+    scored (no model yet, or silent since before the first score) still has a
+    row, with NULL risk and the action to say so.
 #}
 with
 
@@ -24,6 +25,19 @@ scores as (
 reasons as (
 
     select * from {{ ref('stg_ml__machine_risk_reasons') }}
+
+),
+
+health as (
+
+    select
+        machine_id,
+        hour_at,
+        health_score,
+        most_deviated_sensor
+    from {{ ref('fct_machine_health') }}
+    where health_score is not null
+    qualify row_number() over (partition by machine_id order by hour_at desc) = 1
 
 ),
 
@@ -108,12 +122,16 @@ final as (
                 top_reasons.top_reasons, 'none: every feature is at or below its typical value'
             )
         end as top_reasons,
+        health.health_score,
+        health.hour_at as health_hour_at,
+        health.most_deviated_sensor,
         coalesce(last_seen.is_silent, true) as is_silent,
         latest.model_version,
         latest.scored_at
     from machines
     left join latest on machines.machine_id = latest.machine_id
     left join top_reasons on machines.machine_id = top_reasons.machine_id
+    left join health on machines.machine_id = health.machine_id
     left join last_seen on machines.machine_id = last_seen.machine_id
 
 )
