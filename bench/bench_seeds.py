@@ -9,7 +9,7 @@ every 10 minutes, wear 2.0) is simulated, ingested and built, and the model trai
 * PR-AUC of the model against the fixed-interval baseline's (hours since maintenance).
 
 Not a timing: a quality measurement on the simulator's fleets, to compare model changes
-(docs/decisions/0009-watch-list-and-margin.md).
+(docs/decisions/0009-maintenance-answer.md).
 
     uv run python bench/bench_seeds.py                 # seeds 11 23 37
     uv run python bench/bench_seeds.py --seeds 5 6 7 8

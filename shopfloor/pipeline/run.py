@@ -494,8 +494,11 @@ def _risk(ctx: RunContext) -> None:
     model = summary.model_version or "no model"
     if "build" in summary.unchanged and not ctx.scores_changed and ctx.built.get("risk") == model:
         summary.unchanged.append("risk")
-    # the marts that serve the scores: the risk per machine, and how the lists turned out
-    elif not _dbt(ctx, ["--select", "fct_machine_risk+", "fct_model_monitoring+"]):
+    # the marts that serve the scores: the risk per machine, and how the lists turned out;
+    # the build stage already wrote dbt's artifacts (manifest.json) for this project
+    elif not _dbt(
+        ctx, ["--select", "fct_machine_risk+", "fct_model_monitoring+", "--no-write-json"]
+    ):
         _fail(
             summary,
             "risk",
