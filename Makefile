@@ -4,7 +4,7 @@ SHELL := /bin/bash
 # uv from PATH, else the one pip installs as a module of this Python
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: demo test check check-static check-pytest lint typecheck pytest setup browser postgres
+.PHONY: demo test check check-static check-pytest lint typecheck pytest setup packages
 
 # --compile-bytecode: PYTHONDONTWRITEBYTECODE is set on these machines, so without .pyc
 # files every process re-compiles dbt, dlt and scikit-learn from source on import
@@ -24,27 +24,25 @@ lint: setup
 typecheck: setup
 	$(UV) run mypy
 
-# headless Chromium for the docs-site test (Debian package; CI runs as root)
+# the Debian packages the tests drive: headless Chromium (the docs-site test) and a real
+# PostgreSQL (the serving-layer tests start their own server on 127.0.0.1, as the package's
+# postgres user when run as root); one apt-get for whatever is missing (CI runs as root)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-browser:
-	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
-	  ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-	   $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null)
+packages:
+	@missing=""; \
+	  command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	    missing="chromium"; \
+	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	  [ -z "$$missing" ] || ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null)
 
-# a real PostgreSQL for the serving-layer tests (Debian package; the tests start their
-# own server on 127.0.0.1, as the package's postgres user when run as root)
-postgres:
-	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
-	  ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-	   $(SUDO) apt-get install -y -qq --no-install-recommends postgresql >/dev/null)
-
-pytest: setup browser postgres
+pytest: setup packages
 	$(UV) run pytest
 
-# lint and type checks side by side (one core each), then the tests
+# lint, types and the tests side by side (each line of output whole, -Oline); a failure
+# in any of them fails the target
 test:
-	@$(MAKE) --no-print-directory -j2 lint typecheck
-	@$(MAKE) --no-print-directory pytest
+	@$(MAKE) --no-print-directory -j3 -Oline lint typecheck pytest
 
 # the everyday loop: lint and types beside every test that needs no fleet of its own or
 # browser (the tests wait on dbt and DuckDB often enough to leave a core for the checks)

@@ -1,6 +1,6 @@
 """A real PostgreSQL server for tests, on 127.0.0.1, in a throwaway folder.
 
-Debian's `postgresql` package (`make postgres` installs it). PostgreSQL refuses to run
+Debian's `postgresql` package (`make packages` installs it). PostgreSQL refuses to run
 as root, so under root the server runs as the package's `postgres` user.
 """
 
@@ -21,7 +21,7 @@ def _binary(name: str) -> str:
     found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
     path = found[-1] if found else shutil.which(name)
     if not path:
-        raise RuntimeError(f"{name} not found: run `make postgres` (Debian's postgresql)")
+        raise RuntimeError(f"{name} not found: run `make packages` (Debian's postgresql)")
     return path
 
 

@@ -223,7 +223,7 @@ def _print_run_summary(s: RunSummary) -> None:
     if "publish" in s.unchanged:
         published = "unchanged (nothing new since the last run)"
     table.add_row("serving layer", published or "not published")
-    table.add_row("stage seconds", ", ".join(f"{k} {v}" for k, v in s.stages_s.items()))
+    table.add_row("stage seconds", ", ".join(f"{k} {v:.1f}" for k, v in s.stages_s.items()))
     console.print(table)
     if s.error:
         console.print(f"[red]{s.error}[/]")
