@@ -39,10 +39,10 @@ packages:
 pytest: setup packages
 	$(UV) run pytest
 
-# lint, types and the tests side by side (each line of output whole, -Oline); a failure
-# in any of them fails the target
+# lint, types and the tests side by side (the checks end within the first minute, the
+# tests print their progress as they go); a failure in any of them fails the target
 test:
-	@$(MAKE) --no-print-directory -j3 -Oline lint typecheck pytest
+	@$(MAKE) --no-print-directory -j3 lint typecheck pytest
 
 # the everyday loop: lint and types beside every test that needs no fleet of its own or
 # browser (the tests wait on dbt and DuckDB often enough to leave a core for the checks)

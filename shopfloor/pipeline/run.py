@@ -390,6 +390,11 @@ def _dbt_log(ctx: RunContext) -> str:
     return f"see {dbt_log_path(ctx.settings) / 'dbt.log'}"
 
 
+# the marts that serve the scores (the risk per machine, how the lists turned out) and
+# everything downstream of them: built by the risk stage, after the score stage
+RISK_MARTS = ("fct_machine_risk+", "fct_model_monitoring+")
+
+
 def _build(ctx: RunContext) -> None:
     # unit tests check the SQL logic on fixed inputs, not the data: they run in CI and
     # with `shopfloor build`; dbt recommends leaving them out of production builds.
@@ -406,7 +411,13 @@ def _build(ctx: RunContext) -> None:
         return
     passed = [r for r in read_runs(ctx.data_dir, last=50) if r.get("status") == "succeeded"]
     env = {"SHOPFLOOR_TEST_SINCE": passed[-1]["started_at"]} if passed else {}
-    if not _dbt(ctx, ["--exclude-resource-type", "unit_test"], batched=True, env=env):
+    # the marts that serve the scores are the risk stage's, built once the scores are in
+    if not _dbt(
+        ctx,
+        ["--exclude-resource-type", "unit_test", "--exclude", *RISK_MARTS],
+        batched=True,
+        env=env,
+    ):
         _fail(ctx.summary, "build", f"dbt build failed (errors or failing tests): {_dbt_log(ctx)}")
         return
     ctx.inputs = build_state.fingerprint(ctx.settings)  # a first build creates the warehouse
@@ -496,9 +507,7 @@ def _risk(ctx: RunContext) -> None:
         summary.unchanged.append("risk")
     # the marts that serve the scores: the risk per machine, and how the lists turned out;
     # the build stage already wrote dbt's artifacts (manifest.json) for this project
-    elif not _dbt(
-        ctx, ["--select", "fct_machine_risk+", "fct_model_monitoring+", "--no-write-json"]
-    ):
+    elif not _dbt(ctx, ["--select", *RISK_MARTS, "--no-write-json"]):
         _fail(
             summary,
             "risk",
