@@ -233,14 +233,14 @@ def health_ranking(
     health score or the hours hold one class only."""
     try:
         frame = con.execute(
-            "select health.health_score, health.hours_in_service, features."
-            + LABEL
-            + " from marts.fct_machine_health as health"
-            " inner join marts.fct_machine_hour_features as features"
-            " using (machine_id, hour_at)"
-            " where health.health_score is not null and features." + LABEL + " is not null"
-            " and ($1::timestamptz is null or health.hour_at >= $1)"
-            " and ($2::timestamptz is null or health.hour_at < $2)",
+            f"""
+            select health.health_score, health.hours_in_service, features.{LABEL}
+            from marts.fct_machine_health as health
+            inner join marts.fct_machine_hour_features as features using (machine_id, hour_at)
+            where health.health_score is not null and features.{LABEL} is not null
+                and ($1::timestamptz is null or health.hour_at >= $1)
+                and ($2::timestamptz is null or health.hour_at < $2)
+            """,
             [start, end],
         ).df()
     except duckdb.CatalogException:  # a warehouse built before the health score
